@@ -1,0 +1,1 @@
+"""Knowledge distillation: losses, the student trainer, temperature ranging and the factors study."""
