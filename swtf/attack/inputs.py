@@ -1,0 +1,79 @@
+"""Checks on what a caller hands an attack, raising `SwtfError` with a one-line fix."""
+
+import math
+
+import numpy as np
+
+from swtf.errors import SwtfError
+
+
+def example_shape(model):
+    """Shape of one input the model expects (no batch axis), or None if the model does not say."""
+    shape = getattr(model, "input_shape_", None)
+    if shape is None:
+        try:
+            shape = model.input_shape[1:]
+        except (AttributeError, ValueError):
+            return None
+    return tuple(int(d) for d in shape)
+
+
+def check_radius(name, value):
+    """A radius or step size must be a finite number >= 0."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise SwtfError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise SwtfError(f"{name} must be a finite number >= 0, got {value}; pass e.g. {name}=0.1")
+    return value
+
+
+def check_count(name, value):
+    """Steps, restarts and batch sizes are integers >= 1."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise SwtfError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def check_choice(name, value, choices):
+    if value not in choices:
+        raise SwtfError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value
+
+
+def check_clip(clip):
+    """The input box `(low, high)` with low < high."""
+    try:
+        low, high = (float(c) for c in clip)
+    except (TypeError, ValueError):
+        raise SwtfError(f"clip must be a pair (low, high), got {clip!r}") from None
+    if not low < high:
+        raise SwtfError(f"clip must have low < high, got {clip!r}; pass e.g. clip=(0.0, 1.0)")
+    return low, high
+
+
+def check_batch(model, x, y, clip):
+    """Returns `x` as float32 and `y` as int32 after checking shapes, label range and the input box.
+
+    The clean inputs must lie in the box: otherwise clipping could push an attack point out of its
+    eps-ball.
+    """
+    x = np.asarray(x, dtype=np.float32)
+    y = np.asarray(y)
+    expected = example_shape(model)
+    if x.ndim < 2 or (expected is not None and x.shape[1:] != expected):
+        want = f"(batch,) + {expected}" if expected is not None else "(batch, ...)"
+        raise SwtfError(f"expected inputs of shape {want}, received {x.shape}; reshape x to match the model")
+    if y.shape != x.shape[:1] or not np.issubdtype(y.dtype, np.integer):
+        raise SwtfError(f"expected {x.shape[0]} integer labels, received {y.dtype} array of shape {y.shape}; "
+                        "pass class indices, not one-hot vectors")
+    if not np.all(np.isfinite(x)) or x.size and (x.min() < clip[0] or x.max() > clip[1]):
+        raise SwtfError(f"inputs must lie in clip={tuple(clip)}, got values in "
+                        f"[{np.nanmin(x):g}, {np.nanmax(x):g}]; rescale x or pass the right clip")
+    return x, y.astype(np.int32)
+
+
+def check_labels(y, num_classes):
+    if y.size and (y.min() < 0 or y.max() >= num_classes):
+        raise SwtfError(f"labels must lie in [0, {num_classes}), got [{y.min()}, {y.max()}]")

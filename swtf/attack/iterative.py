@@ -1,0 +1,122 @@
+"""The compiled engine behind every first-order attack: restarts x steps of projected (momentum) ascent.
+
+One recipe covers FGSM, BIM, PGD and MIM:
+
+    x_0 = x, or a random point of the ball (PGD)
+    g_t = decay * g_{t-1} + grad_x loss(x_t) / ||grad_x loss(x_t)||_1       (decay = 0 except MIM)
+    x_{t+1} = Proj_{ball(x, eps) & box}(x_t + step_size * steepest_ascent(g_t))
+
+With decay 0 the L1 normalisation does not change the direction (sign and L2 normalisation are
+scale-free), so plain PGD and MIM share one loop. The attack keeps, per example, the strongest of the
+iterates x_1..x_T of all restarts: a successful point beats an unsuccessful one, then the lower logit
+margin wins. The logits that rank x_t are the ones its gradient step computes anyway, so tracking costs
+one extra forward pass per restart.
+
+The whole loop runs in one `tf.function` per (model, `AttackConfig`), cached; batch size, eps, step
+size and seed are tensor arguments, so new values never retrace.
+"""
+
+import dataclasses
+import weakref
+
+import numpy as np
+import tensorflow as tf
+
+from swtf.attack import inputs, lp_balls, objectives
+
+
+@dataclasses.dataclass(frozen=True)
+class AttackConfig:
+    """The choices that shape the attack's graph (changing one builds a new compiled attack)."""
+
+    norm: str = "linf"
+    steps: int = 40
+    restarts: int = 1
+    random_start: bool = True
+    loss: str = "ce"
+    targeted: bool = False
+    decay: float = 0.0
+    clip: tuple = (0.0, 1.0)
+
+
+# model -> {AttackConfig: tf.function}. Weak keys, and the functions hold the model only weakly, so a
+# model discarded by a search or the pruner frees its compiled attacks too.
+_COMPILED = weakref.WeakKeyDictionary()
+
+
+def compiled_attack(model, config, example_shape):
+    """The cached `tf.function(x, y, eps, step_size, seed) -> (x_best, success, margin)` for a batch."""
+    per_model = _COMPILED.setdefault(model, {})
+    key = (config, example_shape)
+    if key not in per_model:
+        per_model[key] = _build(weakref.ref(model), config, example_shape)
+    return per_model[key]
+
+
+def _build(model_ref, config, example_shape):
+    norm, clip, targeted = config.norm, config.clip, config.targeted
+
+    def logits_and_gradient(model, x, y):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            logits = model(x, training=False)
+            objective = tf.reduce_sum(objectives.attack_objective(logits, y, config.loss, targeted))
+        return logits, tape.gradient(objective, x)
+
+    def keep_stronger(best, candidate, logits, y, consider):
+        best_x, best_success, best_margin = best
+        success = objectives.succeeded(logits, y, targeted)
+        margin = objectives.margin(logits, y, targeted)
+        stronger = consider & ((success & ~best_success) | ((success == best_success) & (margin < best_margin)))
+        pick = tf.reshape(stronger, [-1] + [1] * len(example_shape))
+        return (tf.where(pick, candidate, best_x), tf.where(stronger, success, best_success),
+                tf.where(stronger, margin, best_margin))
+
+    @tf.function(input_signature=[
+        tf.TensorSpec((None,) + example_shape, tf.float32), tf.TensorSpec((None,), tf.int32),
+        tf.TensorSpec((), tf.float32), tf.TensorSpec((), tf.float32), tf.TensorSpec((2,), tf.int64)])
+    def attack_batch(x, y, eps, step_size, seed):
+        model = model_ref()
+        batch = tf.shape(x)[0]
+        best = (x, tf.zeros([batch], tf.bool), tf.fill([batch], np.float32(np.inf)))
+        for restart in tf.range(config.restarts):
+            if config.random_start:
+                x_t = lp_balls.random_start(x, eps, norm, clip, tf.random.experimental.stateless_fold_in(
+                    seed, tf.cast(restart, tf.int64)))
+            else:
+                x_t = x
+            velocity = tf.zeros_like(x)
+            for t in tf.range(config.steps):
+                logits, grad = logits_and_gradient(model, x_t, y)
+                best = keep_stronger(best, x_t, logits, y, consider=t > 0)
+                velocity = config.decay * velocity + grad / lp_balls.l1_norm(grad)
+                x_t = lp_balls.project(x_t + step_size * lp_balls.steepest_ascent(velocity, norm), x, eps, norm, clip)
+            best = keep_stronger(best, x_t, model(x_t, training=False), y, consider=True)
+        return best
+
+    return attack_batch
+
+
+def run_attack(model, x, y, eps, step_size, config, *, seed=0, batch_size=256):
+    """Runs the attack described by `config` on NumPy `x`, `y` in batches; returns x_adv (float32).
+
+    Batch `b` draws its random starts from the stateless seed (seed, b), so results are reproducible
+    for a given seed and batch size.
+    """
+    eps = inputs.check_radius("eps", eps)
+    step_size = inputs.check_radius("step_size", step_size)
+    inputs.check_choice("norm", config.norm, lp_balls.NORMS)
+    inputs.check_choice("loss", config.loss, objectives.LOSSES)
+    inputs.check_count("steps", config.steps)
+    inputs.check_count("restarts", config.restarts)
+    batch_size = inputs.check_count("batch_size", batch_size)
+    config = dataclasses.replace(config, clip=inputs.check_clip(config.clip))
+    x, y = inputs.check_batch(model, x, y, config.clip)
+    if not len(x):
+        return x
+    inputs.check_labels(y, int(model(x[:1], training=False).shape[-1]))
+    attack_batch = compiled_attack(model, config, x.shape[1:])
+    x_adv = [attack_batch(x[i:i + batch_size], y[i:i + batch_size], eps, step_size,
+                          tf.constant([seed, i // batch_size], tf.int64))[0].numpy()
+             for i in range(0, len(x), batch_size)]
+    return np.concatenate(x_adv)
