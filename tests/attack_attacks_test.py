@@ -1,0 +1,202 @@
+"""FGSM, BIM, PGD and MIM of `swtf.attack`: threat-model constraints, closed forms and a NumPy re-run."""
+
+import keras
+import numpy as np
+import pytest
+
+import swtf.attack
+from swtf.attack import iterative
+from swtf.errors import SwtfError
+from swtf.models import LayerStack, build
+
+SHAPE = (4, 4, 1)
+NORMS = ("linf", "l2")
+
+
+@pytest.fixture(scope="module")
+def mlp():
+    return build("snn", SHAPE, 5, width=16, seed=0)
+
+
+@pytest.fixture(scope="module")
+def images():
+    """Random images in [0, 1] with a third of the pixels exactly 0 or 1, so the box constraint binds."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, size=(40,) + SHAPE).astype(np.float32)
+    at_edge = rng.uniform(size=x.shape) < 0.3
+    x[at_edge] = rng.integers(0, 2, size=at_edge.sum())
+    return x, rng.integers(0, 5, size=40)
+
+
+def _lp(delta, norm):
+    flat = delta.reshape(len(delta), -1)
+    return np.abs(flat).max(axis=1) if norm == "linf" else np.linalg.norm(flat, axis=1)
+
+
+def _logits(model, x):
+    return np.asarray(model(x, training=False), dtype=np.float64)
+
+
+@pytest.mark.parametrize("norm", NORMS)
+@pytest.mark.parametrize("attack", sorted(swtf.attack.ATTACKS))
+@pytest.mark.parametrize("eps", [0.03, 0.5, 2.0])
+def test_points_lie_in_ball_and_box(mlp, images, attack, norm, eps):
+    x, y = images
+    x_adv = swtf.attack.ATTACKS[attack](mlp, x, y, eps, norm=norm)
+    assert x_adv.shape == x.shape and x_adv.dtype == np.float32
+    assert np.all(_lp(x_adv - x, norm) <= eps * (1 + 1e-6) + 1e-6)
+    assert x_adv.min() >= 0.0 and x_adv.max() <= 1.0
+
+
+def test_clip_box_other_than_unit(mlp, images):
+    x, y = images
+    x_adv = swtf.attack.pgd(mlp, x * 0.5 + 0.25, y, 0.5, clip=(0.25, 0.75), steps=5)
+    assert x_adv.min() >= 0.25 and x_adv.max() <= 0.75
+
+
+@pytest.mark.parametrize("attack", sorted(swtf.attack.ATTACKS))
+@pytest.mark.parametrize("norm", NORMS)
+def test_eps_zero_returns_x_and_succeeds_exactly_on_clean_errors(mlp, images, attack, norm):
+    x, y = images
+    x_adv = swtf.attack.ATTACKS[attack](mlp, x, y, 0.0, norm=norm)
+    np.testing.assert_array_equal(x_adv, x)
+    clean_error = np.mean(_logits(mlp, x).argmax(1) != y)
+    assert np.mean(swtf.attack.is_adversarial(mlp, x_adv, y)) == clean_error
+    assert swtf.attack.robust_accuracy(mlp, x, y, 0.0, attack=attack, norm=norm) == 1 - clean_error
+
+
+def _linear_model(w0, w1):
+    """Two-class linear model z = [w0 . x, w1 . x] on 2x2x1 images."""
+    dense = keras.layers.Dense(2, name="logits")
+    model = LayerStack([keras.layers.Flatten(), dense], (2, 2, 1))
+    dense.set_weights([np.stack([w0, w1], axis=1).astype(np.float32), np.zeros(2, np.float32)])
+    return model
+
+
+def test_fgsm_on_a_linear_model_matches_the_closed_form():
+    """For label 0, grad_x CE = p_1 (w1 - w0), so the L-inf step is eps * sign(w1 - w0), then the box.
+
+    w1 - w0 = (-2, 3, 0, -2): the first pixel drops by eps, the second rises into the box's top, the
+    third has zero weight, hence an exactly zero gradient, and stays; the fourth drops into the box's
+    bottom.
+    """
+    model = _linear_model(w0=[1.0, -2.0, 0.0, 3.0], w1=[-1.0, 1.0, 0.0, 1.0])
+    x = np.array([0.5, 0.95, 0.2, 0.05], np.float32).reshape(1, 2, 2, 1)
+    x_adv = swtf.attack.fgsm(model, x, [0], 0.1)
+    np.testing.assert_allclose(x_adv.ravel(), [0.4, 1.0, 0.2, 0.0], atol=1e-7)
+    # The targeted step towards class 1 descends CE(1), whose gradient is p_0 (w0 - w1): the same step.
+    np.testing.assert_array_equal(swtf.attack.fgsm(model, x, [1], 0.1, targeted=True), x_adv)
+    # L2: the step is eps * (w1 - w0) / ||w1 - w0||_2 = 0.17 * (-2, 3, 0, -2) / sqrt(17).
+    x = np.full((1, 2, 2, 1), 0.5, np.float32)
+    x_adv = swtf.attack.fgsm(model, x, [0], 0.17, norm="l2")
+    np.testing.assert_allclose(x_adv.ravel(), 0.5 + 0.17 * np.array([-2, 3, 0, -2]) / np.sqrt(17), atol=1e-6)
+
+
+def _numpy_attack(model, x, y, eps, step_size, steps, norm, decay):
+    """An independent float64 re-run of the iterative attack on `snn` (Dense-ReLU-Dense), from x.
+
+    Gradients by hand: dCE/dz = softmax(z) - onehot(y), back through the ReLU layer. Keeps per
+    point the strongest of x_1..x_T: successful first, then lowest margin z_y - max_{j!=y} z_j.
+    """
+    (w1, b1), (w2, b2) = [[np.float64(w) for w in layer.get_weights()] for layer in model.ordered_layers[1:]]
+    x0 = x.reshape(len(x), -1).astype(np.float64)
+    onehot = np.eye(w2.shape[1])[y]
+    x_t, velocity = x0.copy(), np.zeros_like(x0)
+    best_x, best_key = x0.copy(), np.full((len(x), 2), np.inf)
+    for t in range(steps + 1):
+        pre = x_t @ w1 + b1
+        z = np.maximum(pre, 0) @ w2 + b2
+        margin = (z * onehot).sum(1) - np.where(onehot > 0, -np.inf, z).max(1)
+        key = np.stack([z.argmax(1) == y, margin], axis=1)  # (not successful, margin), lexicographic
+        if t > 0:
+            better = (key[:, 0] < best_key[:, 0]) | ((key[:, 0] == best_key[:, 0]) & (key[:, 1] < best_key[:, 1]))
+            best_x[better], best_key[better] = x_t[better], key[better]
+        if t == steps:
+            break
+        p = np.exp(z - z.max(1, keepdims=True))
+        grad = (((p / p.sum(1, keepdims=True) - onehot) @ w2.T) * (pre > 0)) @ w1.T
+        velocity = decay * velocity + grad / np.abs(grad).sum(1, keepdims=True)
+        direction = np.sign(velocity) if norm == "linf" else velocity / np.linalg.norm(velocity, axis=1, keepdims=True)
+        delta = x_t + step_size * direction - x0
+        if norm == "linf":
+            delta = np.clip(delta, -eps, eps)
+        else:
+            delta *= np.minimum(1, eps / np.linalg.norm(delta, axis=1, keepdims=True))
+        x_t = np.clip(x0 + delta, 0, 1)
+    return best_x.reshape(x.shape)
+
+
+@pytest.mark.parametrize("norm,eps", [("linf", 0.2), ("l2", 1.0)])
+@pytest.mark.parametrize("decay", [0.0, 1.0])
+def test_bim_and_mim_match_a_numpy_rerun(mlp, images, norm, eps, decay):
+    """Step size eps makes iterates bounce, so the best iterate is often not the last one."""
+    x, y = images
+    got = swtf.attack.mim(mlp, x, y, eps, norm=norm, steps=8, step_size=eps, decay=decay)
+    np.testing.assert_allclose(got, _numpy_attack(mlp, x, y, eps, eps, 8, norm, decay), atol=1e-5)
+    if decay == 0.0:
+        np.testing.assert_array_equal(got, swtf.attack.bim(mlp, x, y, eps, norm=norm, steps=8, step_size=eps))
+
+
+@pytest.mark.parametrize("norm", NORMS)
+def test_targeted_attack_moves_toward_the_target(mlp, images, norm):
+    x, y = images
+    target = (_logits(mlp, x).argmax(1) + 1) % 5
+    eps = 0.5 if norm == "linf" else 2.0
+    x_adv = swtf.attack.pgd(mlp, x, target, eps, norm=norm, targeted=True, steps=20)
+    def target_gap(z):
+        return np.where(np.eye(5)[target] > 0, -np.inf, z).max(1) - z[np.arange(len(z)), target]
+    assert np.all(target_gap(_logits(mlp, x_adv)) < target_gap(_logits(mlp, x)))
+    hits = swtf.attack.is_adversarial(mlp, x_adv, target, targeted=True)
+    np.testing.assert_array_equal(hits, _logits(mlp, x_adv).argmax(1) == target)
+    # No clean point is on its target; the untargeted attack at the same budget reaches fewer targets.
+    untargeted = swtf.attack.pgd(mlp, x, _logits(mlp, x).argmax(1), eps, norm=norm, steps=20)
+    assert hits.mean() > np.mean(_logits(mlp, untargeted).argmax(1) == target)
+
+
+@pytest.mark.parametrize("norm", NORMS)
+def test_random_start_is_reproducible_and_restarts_only_help(mlp, images, norm):
+    x, y = images
+    eps = 0.1 if norm == "linf" else 0.4
+    first = swtf.attack.pgd(mlp, x, y, eps, norm=norm, steps=5, seed=7)
+    np.testing.assert_array_equal(first, swtf.attack.pgd(mlp, x, y, eps, norm=norm, steps=5, seed=7))
+    assert not np.array_equal(first, swtf.attack.pgd(mlp, x, y, eps, norm=norm, steps=5, seed=8))
+    # Restart 0 of a multi-restart run is the single-restart run, so no point's margin can grow.
+    more = swtf.attack.pgd(mlp, x, y, eps, norm=norm, steps=5, seed=7, restarts=4)
+    def margin(z):
+        return z[np.arange(len(z)), y] - np.where(np.eye(5)[y] > 0, -np.inf, z).max(1)
+    assert np.all(margin(_logits(mlp, more)) <= margin(_logits(mlp, first)) + 1e-5)
+
+
+def test_batching_does_not_change_deterministic_attacks(mlp, images):
+    x, y = images
+    np.testing.assert_array_equal(swtf.attack.bim(mlp, x, y, 0.1, steps=5, batch_size=7),
+                                  swtf.attack.bim(mlp, x, y, 0.1, steps=5, batch_size=64))
+
+
+def test_compiled_once_per_model_and_config(mlp, images):
+    x, y = images
+    for eps, n in ((0.1, 40), (0.2, 13), (0.0, 1)):
+        swtf.attack.pgd(mlp, x[:n], y[:n], eps, steps=3, step_size=0.05, seed=n, batch_size=16)
+    compiled = iterative.compiled_attack(mlp, iterative.AttackConfig(steps=3), SHAPE)
+    assert compiled.experimental_get_tracing_count() == 1
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(eps=-0.1), dict(eps=float("nan")), dict(eps=float("inf")), dict(eps="big"),
+    dict(x=np.zeros((3, 16), np.float32)), dict(y=np.eye(5)[[0, 1, 2]]), dict(y=np.array([0, 1, 9])),
+    dict(x=np.full((3,) + SHAPE, 2.0, np.float32)), dict(norm="l1"), dict(loss="hinge"), dict(steps=0),
+    dict(restarts=0), dict(clip=(1.0, 0.0)), dict(batch_size=0), dict(step_size=-1.0),
+])
+def test_bad_inputs_raise_one_line_errors(mlp, kwargs):
+    args = dict(x=np.zeros((3,) + SHAPE, np.float32), y=np.array([0, 1, 2]), eps=0.1) | kwargs
+    with pytest.raises(SwtfError) as err:
+        swtf.attack.pgd(mlp, args.pop("x"), args.pop("y"), args.pop("eps"), **args)
+    assert "\n" not in str(err.value)
+
+
+def test_robust_accuracy_rejects_unknown_attack_and_targeted(mlp, images):
+    x, y = images
+    with pytest.raises(SwtfError, match="unknown attack"):
+        swtf.attack.robust_accuracy(mlp, x, y, 0.1, attack="deepfool")
+    with pytest.raises(SwtfError, match="targeted"):
+        swtf.attack.robust_accuracy(mlp, x, y, 0.1, targeted=True)
