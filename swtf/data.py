@@ -102,12 +102,15 @@ def _load_tfds(name, data_dir):
     import tensorflow_datasets as tfds
 
     try:
-        splits = tfds.load(TFDS_NAMES[name], split=["train", "test"], data_dir=data_dir, batch_size=-1,
-                           as_supervised=True)
+        splits = tfds.load(TFDS_NAMES[name], split=["train", "test"], data_dir=data_dir, as_supervised=True)
     except Exception as err:  # tfds raises many types (network, checksum, missing files)
         raise SwtfError(f"could not load {name} through tensorflow-datasets ({type(err).__name__}); "
                         f"check the network or pass --data_dir with a prepared copy or {name}.npz") from None
-    (x_train, y_train), (x_test, y_test) = (tfds.as_numpy(s) for s in splits)
+    arrays = []
+    for split in splits:
+        chunks = list(tfds.as_numpy(split.batch(4096)))
+        arrays.append((np.concatenate([x for x, _ in chunks]), np.concatenate([y for _, y in chunks])))
+    (x_train, y_train), (x_test, y_test) = arrays
     return x_train, x_test, y_train, y_test
 
 
@@ -162,6 +165,10 @@ def load_dataset(name, data_dir=None, val_fraction=0.1, seed=0, train_limit=None
     x_train, y_train = _stratified_subset(x_train, y_train, train_limit, seed)
     if test_limit is not None:
         x_test, y_test = x_test[:test_limit], y_test[:test_limit]
-    x_train, x_val, y_train, y_val = train_test_split(x_train, y_train, test_size=val_fraction, stratify=y_train,
-                                                      random_state=seed)
+    try:
+        x_train, x_val, y_train, y_val = train_test_split(x_train, y_train, test_size=val_fraction,
+                                                          stratify=y_train, random_state=seed)
+    except ValueError as err:
+        raise SwtfError(f"{name}: cannot split a stratified validation set from {len(y_train)} training examples "
+                        f"({err}); use more data or a larger --val_fraction") from None
     return Dataset(label, x_train, y_train, x_val, y_val, x_test, y_test, tuple(class_names))

@@ -1,0 +1,102 @@
+"""Common flags and the frozen `Config` every mode receives.
+
+Each mode module (`swtf/modes/<mode>.py`) defines its own flags next to the code that consumes them and
+validates them into its `Options`; this module holds only the flags every mode shares.
+"""
+
+import dataclasses
+import json
+import os
+import re
+
+from absl import flags
+
+from swtf.data import DATASET_NAMES, TFDS_NAMES
+from swtf.errors import SwtfError
+from swtf.models import ARCHITECTURES
+from swtf.train import TrainOptions
+from swtf.train.loop import LR_SCHEDULES
+
+MODES = ("study", "train", "distill", "prune", "attack", "certify", "search", "report", "export", "verify")
+
+flags.DEFINE_enum("mode", "study", MODES, "What to run.")
+flags.DEFINE_string("dataset", "digits",
+                    f"Data set: digits (embedded), {', '.join(TFDS_NAMES)}, or npz:PATH.")
+flags.DEFINE_string("data_dir", None, "tensorflow-datasets data folder, or a folder of <dataset>.npz copies.")
+flags.DEFINE_string("run_dir", None, "Run directory for every artifact (default: runs/<dataset>).")
+flags.DEFINE_integer("seed", 0, "Seed of every random choice (splits, initial weights, shuffling, attacks).")
+flags.DEFINE_bool("quiet", False, "Silence progress bars; keep the one-line summaries.")
+flags.DEFINE_float("val_fraction", 0.1, "Share of the training set held out for validation.")
+flags.DEFINE_integer("train_limit", None, "Use at most this many training examples (stratified subset).")
+flags.DEFINE_integer("test_limit", None, "Use the first this many test examples.")
+flags.DEFINE_string("model", "scnn2", f"Architecture to train: {', '.join(sorted(ARCHITECTURES))}.")
+flags.DEFINE_string("hparams", "{}", 'Architecture hyper-parameters as a JSON object, e.g. {"width": 64}.')
+flags.DEFINE_integer("epochs", 30, "Maximum training epochs (early stopping may end sooner).")
+flags.DEFINE_integer("batch_size", 64, "Training batch size.")
+flags.DEFINE_float("learning_rate", 1e-3, "Adam's initial learning rate.")
+flags.DEFINE_integer("patience", 5, "Epochs without a better validation accuracy before stopping.")
+flags.DEFINE_enum("lr_schedule", "cosine", LR_SCHEDULES, "Learning-rate schedule over the epochs.")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Everything a mode needs to know, validated; `options` holds the mode's own settings."""
+
+    mode: str
+    dataset: str
+    data_dir: str
+    run_dir: str
+    seed: int
+    quiet: bool
+    val_fraction: float
+    train_limit: int
+    test_limit: int
+    model: str
+    hparams: dict
+    train: TrainOptions
+    options: object = None
+
+    def load_data(self):
+        """The run's data set, split with the run's seed."""
+        from swtf.data import load_dataset
+
+        return load_dataset(self.dataset, self.data_dir, self.val_fraction, self.seed, self.train_limit,
+                            self.test_limit)
+
+
+def _default_run_dir(dataset):
+    stem = os.path.splitext(os.path.basename(dataset[4:]))[0] if dataset.startswith("npz:") else dataset
+    return os.path.join("runs", re.sub(r"[^A-Za-z0-9_.-]", "_", stem))
+
+
+def _parse_hparams(text):
+    try:
+        hparams = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise SwtfError(f"--hparams must be a JSON object such as '{{\"width\": 64}}': {err}") from None
+    if not isinstance(hparams, dict):
+        raise SwtfError(f"--hparams must be a JSON object such as '{{\"width\": 64}}', got {text!r}")
+    return hparams
+
+
+def config_from_flags(flag_values, options=None):
+    """Validates the common flags into a `Config` (raises `SwtfError` with one line on bad values)."""
+    fv = flag_values
+    dataset = fv.dataset
+    if dataset not in ("digits",) + tuple(TFDS_NAMES) and not (dataset.startswith("npz:") and len(dataset) > 4):
+        raise SwtfError(f"unknown data set {dataset!r}; choose one of {', '.join(DATASET_NAMES)}")
+    if not 0.0 < fv.val_fraction < 1.0:
+        raise SwtfError(f"--val_fraction must be in (0, 1), got {fv.val_fraction}")
+    for name in ("train_limit", "test_limit"):
+        if getattr(fv, name) is not None and getattr(fv, name) < 1:
+            raise SwtfError(f"--{name} must be a positive count, got {getattr(fv, name)}")
+    if fv.model not in ARCHITECTURES:
+        raise SwtfError(f"unknown --model {fv.model!r}; choose one of {', '.join(sorted(ARCHITECTURES))}")
+    if fv.seed < 0:
+        raise SwtfError(f"--seed must be >= 0, got {fv.seed}")
+    train = TrainOptions(epochs=fv.epochs, batch_size=fv.batch_size, learning_rate=fv.learning_rate,
+                         patience=fv.patience, lr_schedule=fv.lr_schedule, seed=fv.seed)
+    return Config(mode=fv.mode, dataset=dataset, data_dir=fv.data_dir,
+                  run_dir=fv.run_dir or _default_run_dir(dataset), seed=fv.seed, quiet=fv.quiet,
+                  val_fraction=fv.val_fraction, train_limit=fv.train_limit, test_limit=fv.test_limit,
+                  model=fv.model, hparams=_parse_hparams(fv.hparams), train=train, options=options)

@@ -1,0 +1,41 @@
+"""`--mode=export`: writes a trained model of the run as a SavedModel under `saved_models/`."""
+
+import dataclasses
+import os
+
+import numpy as np
+from absl import flags
+
+from swtf import export, runs
+from swtf.errors import SwtfError
+
+flags.DEFINE_string("export_model", "teacher", "Name of the run's trained model to export.")
+flags.DEFINE_string("export_dir", None, "Destination folder (default: saved_models/<run>_<model>).")
+flags.DEFINE_enum("export_format", "savedmodel", ["savedmodel"], "Export format.")
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    model_name: str
+    export_dir: str
+    export_format: str
+
+
+def options_from_flags(fv):
+    if not fv.export_model:
+        raise SwtfError("--export_model must name a trained model of the run, e.g. teacher")
+    return Options(model_name=fv.export_model, export_dir=fv.export_dir, export_format=fv.export_format)
+
+
+def run(config):
+    opts = config.options
+    model, _ = runs.load_trained(config.run_dir, opts.model_name)
+    run_name = os.path.basename(os.path.normpath(config.run_dir))
+    path = opts.export_dir or os.path.join("saved_models", f"{run_name}_{opts.model_name}")
+    export.export_saved_model(model, path, model.input_shape_)
+    probe = np.random.default_rng(config.seed).random((8,) + tuple(model.input_shape_), dtype=np.float32)
+    gap = float(np.max(np.abs(export.load_serving_function(path)(probe) - np.asarray(model(probe)))))
+    if gap > 1e-5:
+        raise SwtfError(f"exported SavedModel at {path} differs from the Keras model by {gap:.3g}; not exported")
+    print(f"export: {opts.model_name} -> {path} (signature {export.SIGNATURE}: {export.INPUT_NAME} -> "
+          f"{export.OUTPUT_NAME}; reload check max |diff| {gap:.2g})")
