@@ -1,6 +1,18 @@
-"""Certification engine: network representation, front-ends and bound-propagation methods."""
+"""Certification engine: certified bounds and radii for ReLU networks (IBP, CROWN, CROWN-IBP, alpha-CROWN).
 
+Public API:
+  bounds(model, x, eps, *, norm, method, clip)          certified logit bounds (lower, upper);
+  margin_bounds(model, x, y, eps, *, norm, method, clip) certified lower bounds of f_y - f_j;
+  certified_radius(model, x, y, *, norm, method, clip, max_radius, tol)  largest certified radius;
+  from_keras(model), from_saved_model(path)             front-ends to the `Network` representation;
+  forward(network, x)                                   the representation's NumPy reference evaluation.
+"""
+
+from swtf.certify.api import as_network, bounds, margin_bounds
 from swtf.certify.keras_frontend import from_keras
 from swtf.certify.network import Network, Node, forward
+from swtf.certify.radius import certified_radius
+from swtf.certify.verifier import METHODS
 
-__all__ = ["Network", "Node", "forward", "from_keras"]
+__all__ = ["METHODS", "Network", "Node", "as_network", "bounds", "certified_radius", "forward",
+           "from_keras", "margin_bounds"]

@@ -1,0 +1,144 @@
+"""TensorFlow rules for the affine primitives of a `Network`: the linear map and its transpose.
+
+Every affine op y = L(x) + bias is given by two functions on batched tensors (leading axis B):
+  linear(params, *xs)            -> L(x), without the bias;
+  transpose(params, a, shapes)   -> L^T(a), one tensor per input, the adjoint used by backward
+                                    bound propagation (<a, L(x)> = <L^T(a), x>).
+The bias (or shift) is kept apart in `TensorNode.bias`, broadcastable to the output shape. Interval
+propagation reuses `linear` with `TensorNode.abs_params` (|W|, |scale|) to map radii.
+
+Adding an affine op means adding one entry to `LINEAR_RULES`; the methods' drivers do not change.
+"""
+
+import collections
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+LinearRule = collections.namedtuple("LinearRule", "linear transpose")
+
+
+def _batch(a):
+    return tf.shape(a)[0]
+
+
+def _dense_linear(p, x):
+    return tf.tensordot(x, p["kernel"], axes=[[x.shape.rank - 1], [0]])
+
+
+def _dense_transpose(p, a, shapes):
+    return [tf.tensordot(a, p["kernel"], axes=[[a.shape.rank - 1], [1]])]
+
+
+def _conv_linear(p, x):
+    top, bottom, left, right = p["pads"]
+    x = tf.pad(x, [[0, 0], [top, bottom], [left, right], [0, 0]])
+    return tf.nn.conv2d(x, p["kernel"], strides=p["strides"], padding="VALID")
+
+
+def _conv_transpose(p, a, shapes):
+    """Adjoint of zero-padding then 'VALID' convolution: transposed convolution, then crop the pads."""
+    (h, w, c), = shapes
+    top, bottom, left, right = p["pads"]
+    padded = tf.nn.conv2d_transpose(a, p["kernel"], output_shape=[_batch(a), h + top + bottom,
+                                                                   w + left + right, c],
+                                    strides=p["strides"], padding="VALID")
+    return [padded[:, top:top + h, left:left + w, :]]
+
+
+def _reshape_linear(p, x):
+    return tf.reshape(x, tf.concat([[_batch(x)], p["shape"]], 0))
+
+
+def _reshape_transpose(p, a, shapes):
+    return [tf.reshape(a, tf.concat([[_batch(a)], shapes[0]], 0))]
+
+
+def _affine_linear(p, x):
+    return x * p["scale"]
+
+
+def _affine_transpose(p, a, shapes):
+    return [a * p["scale"]]
+
+
+def _pool_args(p):
+    return dict(ksize=[1, *p["pool"], 1], strides=[1, *p["strides"], 1], padding=p["padding"].upper())
+
+
+def _avg_pool_linear(p, x):
+    return tf.nn.avg_pool2d(x, **_pool_args(p))
+
+
+def _avg_pool_transpose(p, a, shapes):
+    """TF's own gradient of average pooling, which divides by the same in-bounds counts as the forward."""
+    return [tf.raw_ops.AvgPoolGrad(orig_input_shape=tf.concat([[_batch(a)], shapes[0]], 0), grad=a,
+                                   **_pool_args(p))]
+
+
+def _add_linear(p, x, y):
+    return x + y
+
+
+def _add_transpose(p, a, shapes):
+    return [a, a]
+
+
+LINEAR_RULES = {
+    "dense": LinearRule(_dense_linear, _dense_transpose),
+    "conv2d": LinearRule(_conv_linear, _conv_transpose),
+    "reshape": LinearRule(_reshape_linear, _reshape_transpose),
+    "affine": LinearRule(_affine_linear, _affine_transpose),
+    "avg_pool": LinearRule(_avg_pool_linear, _avg_pool_transpose),
+    "add": LinearRule(_add_linear, _add_transpose),
+}
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class TensorNode:
+    """A `Node` with its weights as TF constants of one dtype, ready for the methods' rules."""
+
+    op: str
+    inputs: tuple
+    shape: tuple
+    input_shapes: tuple
+    params: dict
+    abs_params: dict
+    bias: object  # tf.Tensor broadcastable to (B, *shape), or None
+
+    @property
+    def is_linear(self):
+        return self.op in LINEAR_RULES
+
+    def linear(self, *xs):
+        return LINEAR_RULES[self.op].linear(self.params, *xs)
+
+    def abs_linear(self, *xs):
+        return LINEAR_RULES[self.op].linear(self.abs_params, *xs)
+
+    def apply(self, *xs):
+        y = self.linear(*xs)
+        return y if self.bias is None else y + self.bias
+
+    def transpose(self, a):
+        return LINEAR_RULES[self.op].transpose(self.params, a, self.input_shapes)
+
+
+def _constants(params, dtype, transform=lambda v: v):
+    return {k: tf.constant(transform(v), dtype) if isinstance(v, np.ndarray) else v
+            for k, v in params.items()}
+
+
+def tensor_nodes(network, dtype):
+    """The network's nodes as `TensorNode`s with constants of `dtype` (tf.float64 or tf.float32)."""
+    nodes = []
+    for node in network.nodes:
+        params = {k: v for k, v in node.params.items() if k not in ("bias", "shift")}
+        bias = node.params.get("bias", node.params.get("shift"))
+        nodes.append(TensorNode(
+            op=node.op, inputs=node.inputs, shape=node.shape,
+            input_shapes=tuple(network.nodes[i].shape for i in node.inputs),
+            params=_constants(params, dtype), abs_params=_constants(params, dtype, np.abs),
+            bias=None if bias is None else tf.constant(bias, dtype)))
+    return nodes
