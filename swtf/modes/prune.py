@@ -135,8 +135,8 @@ def _write_steps(config, opts, steps, teacher, data):
     if teacher is not None:
         series[f"teacher ({opts.teacher_name})"] = [(prune.count_params(teacher),
                                                      train.accuracy(teacher, data.x_test, data.y_test))]
-    series[f"unpruned {opts.model_name}"] = [(steps[0].params, steps[0].test_accuracy)]
     series[f"pruning steps ({opts.policy}, {opts.schedule})"] = [(s.params, s.test_accuracy) for s in steps]
+    series[f"unpruned {opts.model_name}"] = [(steps[0].params, steps[0].test_accuracy)]
     prune.plot_accuracy_vs_params(series, os.path.join(runs.plots_dir(config.run_dir),
                                                        f"prune_{opts.output_name}_accuracy_vs_params.png"),
                                   title=f"Test accuracy against parameters, pruning {opts.model_name} ({data.name})")

@@ -7,6 +7,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from swtf import io  # noqa: E402
 
+MARKERS = ("o", "s", "*", "D", "^")
+
 
 def _save(figure, path):
     with io.atomic_path(path) as tmp:
@@ -38,15 +40,16 @@ def plot_accuracy_vs_params(series, path, title="Accuracy against model size"):
     """Test accuracy (%) against parameter count (log scale), one marked line per series.
 
     Args:
-      series: `{label: [(params, accuracy), ...]}`, e.g. the teacher (one point), the unpruned student and
-        each pruning step.
+      series: `{label: [(params, accuracy), ...]}`, e.g. the teacher (one point), each pruning step, and the
+        unpruned student; later series are drawn on top, single points larger.
       path: the PNG to write.
       title: the plot's title.
     """
     figure, axes = plt.subplots(figsize=(6, 4))
-    for label, points in series.items():
+    for order, (label, points) in enumerate(series.items()):
         params, accuracy = zip(*points)
-        axes.plot(params, [100 * a for a in accuracy], marker="o", label=label)
+        axes.plot(params, [100 * a for a in accuracy], marker=MARKERS[order % len(MARKERS)],
+                  markersize=11 if len(points) == 1 else 6, zorder=2 + order, label=label)
     axes.set_xscale("log")
     axes.set_title(title)
     axes.set_xlabel("parameters (count, log scale)")

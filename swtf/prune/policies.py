@@ -8,7 +8,8 @@ first (ties by lower index), and never removes the last filter of a layer.
   size (k_h * k_w * C_in weights), so a 3x3x64 filter would always outrank a 3x3x1 one; the ranking uses
   the mean absolute weight, L1 / (k_h * k_w * C_in), which compares layers on one scale. It does not
   undo the initialisers' 1 / sqrt(fan_in) scaling: layers with few inputs (the first convolution) keep
-  larger mean weights and are pruned last (on digits' scnn2 at 50%, all of conv1_2's cuts come first).
+  larger mean weights and are pruned last (on digits' scnn2 at 50%, every removed filter came from
+  conv1_2, 64 -> 16, while conv1_1 kept its 32).
 * `l1_threshold`: every filter whose L1 norm is below an absolute threshold (the original study's rule).
 
 Fractions are of a *reference* filter count (by default the model's own): an iterative schedule passes
