@@ -6,6 +6,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib import ticker  # noqa: E402
 
 MARKERS = {"snn": "o", "scnn1": "s", "scnn2": "^", "shallow_cnn": "D"}
 
@@ -56,6 +57,9 @@ def accuracy_against_temperature(summary, path):
         ax.plot(temperatures, [100 * e["val_accuracy_mean"] for e in points], color=f"C{i}", linestyle=":",
                 label=f"{student}, {method}: validation")
     ax.set_xscale("log")
+    ax.set_xticks(sorted({e["temperature"] for e in summary}))
+    ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
     ax.set_xlabel("teacher temperature T (log scale)")
     ax.set_ylabel("accuracy (%)")
     ax.set_title("Student accuracy against teacher temperature (mean ± std over seeds)")

@@ -1,0 +1,184 @@
+"""`--mode=distill`: trains a student from the run's teacher, ranges temperatures, or runs the factors study.
+
+Without `--sweep`: one student (`--model`, `--hparams`) distilled with `--distill_method`; several
+`--temperatures` train one student each and keep the validation-best. With `--sweep`: every student of the
+sweep, by every `--sweep_methods` method and temperature and every `--seeds` seed; writes the table under
+`<run_dir>/distill/` and the plots under `<run_dir>/plots/`.
+"""
+
+import dataclasses
+import os
+
+from absl import flags
+
+from swtf import checkpoints, io, models, runs, train
+from swtf.distill import augment, plots, study, sweep, temperature, trainer, transfer
+from swtf.errors import SwtfError
+
+flags.DEFINE_string("teacher_path", None, "A .keras teacher to distil from (default: the run's 'teacher').")
+flags.DEFINE_enum("distill_method", "soft_targets", trainer.METHODS,
+                  "Student loss: labels (no teacher), logits (matching logits, MSE), soft_targets (student "
+                  "softmax vs teacher softmax(z/T)), hinton (alpha*T^2*KL + (1-alpha)*CE).")
+flags.DEFINE_list("temperatures", ["1"], "Teacher temperatures; several train one student each, chosen on "
+                  "validation accuracy.")
+flags.DEFINE_float("alpha", 0.9, "Hinton KD: weight of the soft (KL) term; 1 - alpha weighs the label term.")
+flags.DEFINE_enum("distill_targets", "static", trainer.TARGETS,
+                  "static: teacher logits computed once; online: teacher run on augmented batches each step.")
+flags.DEFINE_integer("augment_shift", 2, "Online targets and augment:K transfer data: largest random shift "
+                     "in pixels.")
+flags.DEFINE_enum("augment_flip", "auto", ["auto", "on", "off"],
+                  "Random horizontal flips; auto = only for mirror-symmetric data (cifar10).")
+flags.DEFINE_string("transfer_data", None, f"Extra unlabelled inputs: {transfer.SYNTAX}.")
+flags.DEFINE_string("sweep", None, "Factors study students, e.g. 'snn:width=32,128;scnn2:filters=8-16,32-64' "
+                    "(';' between families, ':' between keys, ',' between values, '-' inside a tuple, "
+                    "'none' = no layers).")
+flags.DEFINE_list("sweep_methods", ["labels", "logits", "soft_targets"], "Factors study: training methods.")
+flags.DEFINE_list("seeds", None, "Factors study: seeds to repeat each point over (default: --seed).")
+flags.DEFINE_string("student_name", "student", "Name under which the distilled student is saved in the run.")
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    spec: trainer.DistillSpec
+    temperatures: tuple
+    teacher_path: str
+    transfer: tuple  # parsed --transfer_data, or None
+    students: tuple  # parsed --sweep, or empty
+    sweep_methods: tuple
+    seeds: tuple
+    student_name: str
+
+
+def _numbers(values, flag, kind):
+    try:
+        return tuple(kind(v) for v in values)
+    except ValueError:
+        raise SwtfError(f"--{flag} must be a comma-separated list of {kind.__name__}s, got {','.join(values)}") \
+            from None
+
+
+def spec_from_flags(fv):
+    """The `DistillSpec` of the distillation flags (first temperature), shared with `--mode=search`."""
+    temperatures = _numbers(fv.temperatures or [], "temperatures", float)
+    if not temperatures:
+        raise SwtfError("--temperatures needs at least one value, e.g. --temperatures=1,2,4")
+    flip = {"auto": augment.default_augmentation(fv.dataset).horizontal_flip, "on": True, "off": False}
+    augmentation = augment.Augmentation(max_shift=fv.augment_shift, horizontal_flip=flip[fv.augment_flip])
+    return trainer.DistillSpec(method=fv.distill_method, temperature=temperatures[0], alpha=fv.alpha,
+                               targets=fv.distill_targets, augmentation=augmentation), temperatures
+
+
+def options_from_flags(fv):
+    spec, temperatures = spec_from_flags(fv)
+    for t in temperatures:
+        dataclasses.replace(spec, temperature=t)  # validates each temperature
+    seeds = _numbers(fv.seeds, "seeds", int) if fv.seeds else (fv.seed,)
+    if min(seeds) < 0:
+        raise SwtfError(f"--seeds must be >= 0, got {fv.seeds}")
+    if not fv.student_name or not fv.student_name.replace("_", "").replace("-", "").isalnum():
+        raise SwtfError(f"--student_name must be letters, digits, '_' or '-', got {fv.student_name!r}")
+    students = tuple(sweep.parse_sweep(fv.sweep)) if fv.sweep else ()
+    sweep_methods = tuple(fv.sweep_methods or ())
+    if students:
+        sweep.expand_sweep(students, sweep_methods, temperatures, seeds)  # validates methods and temperatures
+    return Options(spec=spec, temperatures=temperatures, teacher_path=fv.teacher_path,
+                   transfer=transfer.parse_transfer_source(fv.transfer_data), students=students,
+                   sweep_methods=sweep_methods, seeds=seeds, student_name=fv.student_name)
+
+
+def load_teacher(config, data):
+    """The `--teacher_path` model, or the run's "teacher", checked against the data's input shape."""
+    path = config.options.teacher_path
+    teacher = checkpoints.load_model(path) if path else runs.load_trained(config.run_dir, "teacher")[0]
+    shape = tuple(getattr(teacher, "input_shape_", ()))
+    if shape != tuple(data.input_shape):
+        raise SwtfError(f"the teacher takes inputs {shape} but {data.name} images are {data.input_shape}; "
+                        f"distil from a teacher trained on this data set")
+    return teacher
+
+
+def _distil_one(config, data, targets, teacher):
+    opts = config.options
+
+    def build_student():
+        return models.build(config.model, data.input_shape, data.num_classes, seed=config.seed, **config.hparams)
+
+    if opts.spec.method in trainer.TEMPERATURE_METHODS and len(opts.temperatures) > 1:
+        rows, best, student = temperature.range_temperatures(build_student, data, targets, opts.spec,
+                                                             opts.temperatures, config.train, teacher=teacher,
+                                                             quiet=config.quiet)
+        folder = os.path.join(config.run_dir, "distill")
+        header = ["temperature", "val_accuracy", "test_accuracy", "teacher_agreement", "best_epoch"]
+        io.write_csv(os.path.join(folder, f"{opts.student_name}_temperatures.csv"), rows, header)
+        io.write_json(os.path.join(folder, f"{opts.student_name}_temperatures.json"), rows)
+        for row in rows:
+            print(f"distill: T={row['temperature']:g} validation {row['val_accuracy']:.4f} test "
+                  f"{row['test_accuracy']:.4f}{'  <- chosen on validation' if row is rows[best] else ''}")
+        return student, rows[best]
+    student = build_student()
+    metrics = trainer.distill(student, data, targets, opts.spec, config.train, teacher=teacher,
+                              name=opts.student_name, log_dir=runs.logs_dir(config.run_dir, opts.student_name),
+                              quiet=config.quiet)
+    uses_temperature = opts.spec.method in trainer.TEMPERATURE_METHODS
+    return student, {"temperature": opts.spec.temperature if uses_temperature else None, **metrics}
+
+
+def _run_study(config, data, targets, teacher, teacher_test_accuracy):
+    opts = config.options
+    params = study.check_students(opts.students, data)
+    members = sweep.expand_sweep(opts.students, opts.sweep_methods, opts.temperatures, opts.seeds)
+    print(f"distill: factors study of {len(params)} students, {len(members)} trainings")
+    context = study.StudyContext(data, targets, opts.spec, config.train, teacher=teacher, quiet=config.quiet)
+    rows = []
+    for i, member in enumerate(members):
+        rows.append(study.run_member(member, context))
+        print(f"distill: [{i + 1}/{len(members)}] {member.student} {member.method}"
+              f"{'' if member.temperature is None else f' T={member.temperature:g}'} seed {member.seed}: "
+              f"validation {rows[-1]['val_accuracy']:.4f} test {rows[-1]['test_accuracy']:.4f}")
+    rows = study.mark_selected(rows)
+    summary = study.summarise([r for r in rows if r["selected"]])
+    by_temperature = study.summarise([r for r in rows if r["temperature"] is not None],
+                                     by=("student", "method", "temperature")) if any(
+        r["temperature"] is not None for r in rows) else []
+    folder = os.path.join(config.run_dir, "distill")
+    for name, table, header in (("study_rows", rows, study.ROW_FIELDS),
+                                ("study_summary", summary, study.SUMMARY_FIELDS),
+                                ("study_temperatures", by_temperature, ("temperature",) + study.SUMMARY_FIELDS)):
+        io.write_csv(os.path.join(folder, f"{name}.csv"), table, header)
+        io.write_json(os.path.join(folder, f"{name}.json"), table)
+    written = [plots.accuracy_against_params(summary, os.path.join(runs.plots_dir(config.run_dir),
+                                                                   "distill_accuracy_vs_params.png"),
+                                             teacher_accuracy=teacher_test_accuracy)]
+    if by_temperature:
+        written.append(plots.accuracy_against_temperature(
+            by_temperature, os.path.join(runs.plots_dir(config.run_dir), "distill_accuracy_vs_temperature.png")))
+    for entry in summary:
+        print(f"distill: {entry['student']:<32} {entry['method']:<12} {entry['params']:>9,} params  test "
+              f"{entry['test_accuracy_mean']:.4f} ± {entry['test_accuracy_std']:.4f} over {entry['seeds']} seeds")
+    print(f"distill: table -> {folder}/study_summary.csv; plots -> {', '.join(written)}")
+
+
+def run(config):
+    opts = config.options
+    data = config.load_data()
+    teacher = load_teacher(config, data)
+    transfer_x = transfer.load_transfer_images(opts.transfer, data, opts.spec.augmentation, config.seed)
+    targets = trainer.teacher_targets(teacher, data, transfer_x)
+    teacher_test_accuracy = train.accuracy(teacher, data.x_test, data.y_test)
+    extra = f", {len(transfer_x)} transfer examples" if transfer_x is not None else ""
+    print(f"distill: teacher test accuracy {teacher_test_accuracy:.4f} on {data.summary()}{extra}")
+    online_teacher = teacher if opts.spec.targets == "online" else None
+    if opts.students:
+        _run_study(config, data, targets, online_teacher, teacher_test_accuracy)
+        return
+    student, metrics = _distil_one(config, data, targets, online_teacher)
+    metrics.update(method=opts.spec.method, alpha=opts.spec.alpha, targets=opts.spec.targets,
+                   teacher=opts.teacher_path or "teacher", teacher_test_accuracy=teacher_test_accuracy,
+                   transfer_examples=0 if transfer_x is None else int(len(transfer_x)), dataset=data.name,
+                   seed=config.seed, training="distill")
+    record = runs.save_trained(config.run_dir, opts.student_name, student, metrics)
+    temperature_text = "" if metrics["temperature"] is None else f", T={metrics['temperature']:g}"
+    print(f"distill: {opts.student_name} ({config.model}, {record['params']:,} parameters, {opts.spec.method}"
+          f"{temperature_text}): validation {metrics['val_accuracy']:.4f}, test "
+          f"{metrics['test_accuracy']:.4f}, teacher agreement {metrics['teacher_agreement']:.4f} "
+          f"(teacher test {teacher_test_accuracy:.4f}) -> {runs.model_path(config.run_dir, opts.student_name)}")
