@@ -1,0 +1,78 @@
+"""PGD speed and strength of swtf against cleverhans 4, on the same digits models and batch, same run.
+
+For each architecture and norm: both attacks get one warm-up call (tracing), then `--repeats` timed
+calls on the same batch at equal budget (eps, steps, step size, one random start); the median time
+gives PGD steps per second. Success is the fraction of the batch the model misclassifies afterwards.
+
+    python benchmarks/attack_bench.py --archs snn,scnn1 --steps 40 --batch 256
+"""
+
+import argparse
+import statistics
+import time
+
+import keras
+import numpy as np
+
+import swtf.attack
+from swtf.attack.reference import cleverhans_pgd
+from swtf.data import load_dataset
+from swtf.models import build
+
+EPS = {"linf": 0.1, "l2": 0.5}
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--archs", default="snn,scnn1", help="comma-separated zoo architectures")
+    parser.add_argument("--norms", default="linf,l2", help="comma-separated threat models")
+    parser.add_argument("--epochs", type=int, default=5, help="training epochs per model")
+    parser.add_argument("--batch", type=int, default=256, help="test images attacked at once")
+    parser.add_argument("--steps", type=int, default=40, help="PGD steps")
+    parser.add_argument("--repeats", type=int, default=3, help="timed calls per backend (median)")
+    parser.add_argument("--seed", type=int, default=0)
+    return parser.parse_args()
+
+
+def trained_model(arch, data, epochs, seed):
+    model = build(arch, data.input_shape, len(data.class_names), seed=seed)
+    model.compile(optimizer=keras.optimizers.Adam(0.01),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(data.x_train, data.y_train, epochs=epochs, batch_size=64, verbose=0)
+    return model
+
+
+def median_seconds(attack, repeats):
+    """Median wall time of `attack()` after one untimed warm-up call; returns (seconds, last output)."""
+    x_adv = attack()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        x_adv = attack()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), x_adv
+
+
+def main():
+    args = parse_args()
+    data = load_dataset("digits", seed=args.seed)
+    x, y = data.x_test[:args.batch], data.y_test[:args.batch]
+    print(f"digits test batch {len(x)}, {args.steps} PGD steps, step size 2.5*eps/steps, 1 random start")
+    header = f"{'arch':8} {'norm':5} {'eps':>5} {'clean acc':>9} {'swtf st/s':>10} {'ch st/s':>9} {'ratio':>6} " \
+             f"{'swtf succ':>9} {'ch succ':>8}"
+    print(header)
+    for arch in args.archs.split(","):
+        model = trained_model(arch, data, args.epochs, args.seed)
+        clean_error = np.mean(swtf.attack.predict_labels(model, x) != y)
+        for norm in args.norms.split(","):
+            budget = dict(eps=EPS[norm], norm=norm, steps=args.steps, seed=args.seed, batch_size=args.batch)
+            ours_s, ours = median_seconds(lambda: swtf.attack.pgd(model, x, y, **budget), args.repeats)
+            theirs_s, theirs = median_seconds(lambda: cleverhans_pgd(model, x, y, **budget), args.repeats)
+            print(f"{arch:8} {norm:5} {EPS[norm]:5.2f} {1 - clean_error:9.3f} {args.steps / ours_s:10.0f} "
+                  f"{args.steps / theirs_s:9.0f} {theirs_s / ours_s:5.2f}x "
+                  f"{swtf.attack.is_adversarial(model, ours, y).mean():9.3f} "
+                  f"{swtf.attack.is_adversarial(model, theirs, y).mean():8.3f}")
+
+
+if __name__ == "__main__":
+    main()
