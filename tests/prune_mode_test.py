@@ -34,8 +34,8 @@ def run_dir(tmp_path_factory):
     """A run with a trained teacher and student (two epochs on 270 digits: enough to be non-trivial)."""
     folder = tmp_path_factory.mktemp("run")
     data = make_config(folder).load_data()
-    for name, arch, hparams in (("teacher", "scnn2", {"filters": [32, 32]}), ("student", "scnn2", {"filters": [8, 12]})):
-        model = models.build(arch, data.input_shape, data.num_classes, seed=0, **hparams)
+    for name, filters in (("teacher", [32, 32]), ("student", [8, 12])):
+        model = models.build("scnn2", data.input_shape, data.num_classes, seed=0, filters=filters)
         train.fit(model, (data.x_train, data.y_train), (data.x_val, data.y_val), quiet=True,
                   options=train.TrainOptions(epochs=3, batch_size=32))
         runs.save_trained(str(folder), name, model, {"val_accuracy": train.accuracy(model, data.x_val, data.y_val)})

@@ -78,7 +78,8 @@ def test_l1_threshold_removes_filters_below_it_but_never_the_last():
 
 
 @pytest.mark.parametrize("call", [lambda m: layer_fraction(m, 1.0), lambda m: global_fraction(m, -0.1),
-                                  lambda m: l1_threshold(m, float("nan")), lambda m: layer_fraction(m, 0.5, layers=["z"])])
+                                  lambda m: l1_threshold(m, float("nan")),
+                                  lambda m: layer_fraction(m, 0.5, layers=["z"])])
 def test_bad_policy_arguments_are_refused(call):
     with pytest.raises(SwtfError):
         call(two_conv_model())

@@ -200,7 +200,8 @@ def softmax_model():
 
 
 @pytest.mark.parametrize("build,removals,message", [
-    (lambda: models.build("scnn1", (8, 8, 1), 10), {"conv9": [0]}, "unknown layer 'conv9'; the Conv2D layers are: conv1_1"),
+    (lambda: models.build("scnn1", (8, 8, 1), 10), {"conv9": [0]},
+     "unknown layer 'conv9'; the Conv2D layers are: conv1_1"),
     (lambda: models.build("scnn1", (8, 8, 1), 10), {"logits": [0]}, "layer 'logits' is a Dense; only Conv2D"),
     (lambda: models.build("scnn1", (8, 8, 1), 10, filters=4), {"conv1_1": [4]}, r"must be integers in \[0, 4\)"),
     (lambda: models.build("scnn1", (8, 8, 1), 10, filters=4), {"conv1_1": [-1]}, r"must be integers in \[0, 4\)"),

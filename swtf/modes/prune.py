@@ -173,4 +173,5 @@ def run(config):
     print(f"prune: parameters {before.params:,} -> {after.params:,} ({after.params / before.params:.1%}), "
           f"FLOPs {before.flops:,} -> {after.flops:,} ({after.flops / before.flops:.1%})")
     print(f"prune: validation accuracy {before.val_accuracy:.4f} -> {after.val_accuracy:.4f}, test accuracy "
-          f"{before.test_accuracy:.4f} -> {after.test_accuracy:.4f} -> {runs.model_path(config.run_dir, opts.output_name)}")
+          f"{before.test_accuracy:.4f} -> {after.test_accuracy:.4f} "
+          f"-> {runs.model_path(config.run_dir, opts.output_name)}")
