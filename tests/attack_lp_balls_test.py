@@ -29,21 +29,29 @@ def test_steepest_ascent_of_zero_gradient_is_zero():
         assert np.all(lp_balls.steepest_ascent(tf.zeros((2, 3)), norm).numpy() == 0)
 
 
-@pytest.mark.parametrize("norm", lp_balls.NORMS)
-def test_project_is_the_nearest_point_of_ball_and_box(norm):
-    """The projection lies in ball and box, and no sampled point of ball and box is nearer to x_adv."""
+def test_linf_project_is_the_exact_projection_onto_ball_and_box():
+    """Coordinate-wise, ball and box intersect in [max(x - eps, 0), min(x + eps, 1)]."""
     rng = np.random.default_rng(1)
-    x = rng.uniform(0, 1, size=(4, 6)).astype(np.float32)
+    x = rng.uniform(0, 1, size=(50, 6)).astype(np.float32)
     x_adv = x + rng.normal(scale=0.5, size=x.shape).astype(np.float32)
-    eps = 0.3
-    p = lp_balls.project(tf.constant(x_adv), tf.constant(x), eps, norm, CLIP).numpy()
-    assert np.all(_norms(p - x, norm) <= eps + 1e-6) and p.min() >= 0 and p.max() <= 1
-    # Feasible samples: random directions scaled into the ball, clipped into the box.
-    for i in range(len(x)):
-        d = rng.normal(size=(2000, 6))
-        d *= (eps * rng.uniform(size=(2000, 1)) ** (1 / 6)) / _norms(d, norm)[:, None]
-        feasible = np.clip(x[i] + d, 0, 1)
-        assert np.linalg.norm(p[i] - x_adv[i]) <= np.linalg.norm(feasible - x_adv[i], axis=1).min() + 1e-5
+    p = lp_balls.project(tf.constant(x_adv), tf.constant(x), 0.3, "linf", CLIP).numpy()
+    np.testing.assert_allclose(p, np.clip(x_adv, np.maximum(x - 0.3, 0), np.minimum(x + 0.3, 1)), atol=1e-7)
+
+
+def test_l2_project_scales_into_the_ball_then_clips():
+    rng = np.random.default_rng(2)
+    x = rng.uniform(0.4, 0.6, size=(50, 6)).astype(np.float32)
+    x_adv = x + rng.normal(scale=0.2, size=x.shape).astype(np.float32)
+    p = lp_balls.project(tf.constant(x_adv), tf.constant(x), 0.1, "l2", CLIP).numpy()
+    delta = (x_adv - x).astype(np.float64)
+    norm = np.linalg.norm(delta, axis=1, keepdims=True)
+    # Away from the box's faces the box never binds: this is the Euclidean projection onto the ball.
+    np.testing.assert_allclose(p, x + delta * np.minimum(1, 0.1 / norm), atol=1e-6)
+    assert np.all(norm > 0.1)  # every point was outside the ball
+    # Where the box binds, the point stays feasible but is not the nearest one of ball and box:
+    # x = (0.9, 0.5), x_adv = (2.9, 1.5), eps = 0.5 -> (0.9, 0.5) + 0.5 (2, 1) / sqrt(5), then x1 -> 1.
+    p = lp_balls.project(tf.constant([[2.9, 1.5]]), tf.constant([[0.9, 0.5]]), 0.5, "l2", CLIP).numpy()
+    np.testing.assert_allclose(p, [[1.0, 0.5 + 0.5 / np.sqrt(5)]], atol=1e-6)
 
 
 @pytest.mark.parametrize("norm", lp_balls.NORMS)

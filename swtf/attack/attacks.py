@@ -17,7 +17,7 @@ def pgd(model, x, y, eps, *, norm="linf", steps=40, step_size=None, restarts=1, 
     """Projected gradient descent (Madry et al., 2018) with random restarts.
 
     Args:
-      model: a Keras model (or callable) mapping a batch of inputs to logits.
+      model: a Keras model mapping a batch of inputs to logits.
       x: clean inputs, float, shape (N,) + the model's input shape, inside `clip`.
       y: true labels (untargeted) or target labels (targeted), ints of shape (N,).
       eps: radius of the threat ball, >= 0.

@@ -36,10 +36,12 @@ def steepest_ascent(grad, norm):
 
 
 def project(x_adv, x, eps, norm, clip):
-    """Nearest point to `x_adv` in the `norm` ball of radius `eps` around `x`, then clipped to the box.
+    """The nearest point to `x_adv` in the `norm` ball of radius `eps` around `x`, clipped to the box.
 
     L-inf: clip each coordinate of the perturbation to [-eps, eps] (the exact Euclidean projection).
     L2: scale the perturbation by min(1, eps / ||delta||_2) (the exact Euclidean projection).
+    For L-inf the result is the exact projection onto ball and box (both split per coordinate); for L2
+    it is a point of both, but not always the nearest one when the box binds.
     """
     delta = x_adv - x
     if norm == "linf":
