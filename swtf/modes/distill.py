@@ -86,10 +86,9 @@ def options_from_flags(fv):
                    sweep_methods=sweep_methods, seeds=seeds, student_name=fv.student_name)
 
 
-def load_teacher(config, data):
-    """The `--teacher_path` model, or the run's "teacher", checked against the data's input shape."""
-    path = config.options.teacher_path
-    teacher = checkpoints.load_model(path) if path else runs.load_trained(config.run_dir, "teacher")[0]
+def load_teacher(run_dir, teacher_path, data):
+    """The `teacher_path` model, or the run's "teacher", checked against the data's input shape."""
+    teacher = checkpoints.load_model(teacher_path) if teacher_path else runs.load_trained(run_dir, "teacher")[0]
     shape = tuple(getattr(teacher, "input_shape_", ()))
     if shape != tuple(data.input_shape):
         raise SwtfError(f"the teacher takes inputs {shape} but {data.name} images are {data.input_shape}; "
@@ -161,7 +160,7 @@ def _run_study(config, data, targets, teacher, teacher_test_accuracy):
 def run(config):
     opts = config.options
     data = config.load_data()
-    teacher = load_teacher(config, data)
+    teacher = load_teacher(config.run_dir, opts.teacher_path, data)
     transfer_x = transfer.load_transfer_images(opts.transfer, data, opts.spec.augmentation, config.seed)
     targets = trainer.teacher_targets(teacher, data, transfer_x)
     teacher_test_accuracy = train.accuracy(teacher, data.x_test, data.y_test)

@@ -1,0 +1,1 @@
+"""Student architecture search with keras-tuner, trained by distillation (see `swtf.search.tuning`)."""
