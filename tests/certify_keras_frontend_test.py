@@ -109,7 +109,7 @@ def test_final_softmax_is_stripped_and_reported(final):
     np.testing.assert_allclose(tf.nn.softmax(forward(network, x)).numpy(), model(x).numpy(), atol=1e-6)
 
 
-class _Subclassed(keras.Model):
+class _Custom(keras.Model):
     def __init__(self):
         super().__init__()
         self.dense = keras.layers.Dense(2)
@@ -138,7 +138,7 @@ REFUSED = {
     "leaky_relu": (lambda: _seq((4,), keras.layers.Dense(3), keras.layers.LeakyReLU()), "leaky"),
     "relu6": (lambda: _seq((4,), keras.layers.Dense(3), keras.layers.ReLU(max_value=6.0)), "max_value"),
     "leaky_relu_layer": (lambda: _seq((4,), keras.layers.ReLU(negative_slope=0.1)), "negative_slope"),
-    "subclassed": (lambda: _Subclassed(), "subclassed"),
+    "subclassed": (lambda: _Custom(), "subclassed"),
     "nan_weights": (_nan_weights, "NaN"),
     "spatial_output": (lambda: _seq((4, 4, 1), keras.layers.Conv2D(2, 3)), "vector of logits"),
 }
@@ -148,7 +148,7 @@ REFUSED = {
 def test_unsupported_layers_are_refused_by_name(name):
     build, reason = REFUSED[name]
     model = build()
-    if isinstance(model, _Subclassed):
+    if isinstance(model, _Custom):
         model(np.zeros((1, 3)))
     with pytest.raises(SwtfError) as err:
         from_keras(model)

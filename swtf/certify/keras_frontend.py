@@ -218,10 +218,14 @@ def _convert_model(model, builder, inputs):
         return _convert_sequence(model.ordered_layers, builder, inputs)
     if isinstance(model, keras.Sequential):
         return _convert_sequence(model.layers, builder, inputs)
-    if isinstance(model, Functional):
-        return _convert_functional(model, builder, inputs)
-    raise SwtfError(f"model {model.name!r} ({type(model).__name__}) is a subclassed model whose graph "
-                    "cannot be read; use Sequential, functional or swtf LayerStack, or export a SavedModel")
+    _check_readable(model)
+    return _convert_functional(model, builder, inputs)
+
+
+def _check_readable(model):
+    if not isinstance(model, (LayerStack, keras.Sequential, Functional)):
+        raise SwtfError(f"model {model.name!r} ({type(model).__name__}) is a subclassed model whose graph "
+                        "cannot be read; use Sequential, functional or swtf LayerStack, or export a SavedModel")
 
 
 def _input_shape(model):
@@ -251,6 +255,7 @@ def from_keras(model):
     """
     if not isinstance(model, keras.Model):
         raise SwtfError(f"expected a Keras model, got {type(model).__name__}")
+    _check_readable(model)
     builder = NetworkBuilder(_input_shape(model))
     output, softmax = _convert_model(model, builder, [(0, False)])
     if output != len(builder) - 1:  # the output is an earlier node (an identity model): copy it last

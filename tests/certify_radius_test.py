@@ -1,0 +1,81 @@
+"""Tests of `certified_radius`: exact radii on a linear net, verified radii with no counterexample
+below them, bisection tightness for (inclusion-monotone) IBP, and 0 for misclassified points."""
+
+import keras
+import numpy as np
+import pytest
+
+from swtf import certify
+from swtf.certify.network import forward
+from swtf.certify.sampling import perturbation_samples
+from swtf.errors import SwtfError
+
+
+def _threshold_model(offset):
+    """f = (x, 0.5 - offset): class 0 wins exactly when x > 0.5 - offset."""
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(2)])
+    model.layers[0].set_weights([np.array([[1.0, 0.0]]), np.array([0.0, 0.5 - offset])])
+    return model
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+@pytest.mark.parametrize("method", certify.METHODS)
+def test_linear_threshold_radius_is_the_distance_to_the_boundary(norm, method):
+    radius = certify.certified_radius(_threshold_model(0.0), np.array([[0.8], [0.6]]), np.array([0, 0]),
+                                      norm=norm, method=method, tol=1e-4)
+    assert np.all(radius < [0.3, 0.1]) and np.all(radius > [0.3 - 1e-4, 0.1 - 1e-4])
+
+
+def test_radius_is_capped_at_max_radius_when_the_whole_domain_is_safe():
+    radius = certify.certified_radius(_threshold_model(1.0), np.array([[0.8]]), np.array([0]), max_radius=0.7)
+    np.testing.assert_array_equal(radius, [0.7])
+
+
+def _net(seed):
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Conv2D(3, 2, strides=2, padding="same",
+                                                                         activation="relu"),
+                             keras.layers.Flatten(), keras.layers.Dense(8, activation="relu"),
+                             keras.layers.Dense(3)])
+
+
+@pytest.mark.parametrize("method, norm", [("crown", "linf"), ("alpha-crown", "linf"), ("crown-ibp", "l2")])
+def test_radius_is_verified_and_sampling_finds_no_counterexample(method, norm):
+    model = _net(0)
+    network = certify.as_network(model)
+    rng = np.random.default_rng(0)
+    x = rng.random((4, 4, 4, 1))
+    y = np.argmax(forward(network, x), axis=1)
+    radius = certify.certified_radius(model, x, y, norm=norm, method=method, max_radius=2.0, tol=1e-3)
+    assert np.all(radius > 0)
+    margins = certify.margin_bounds(model, x, y, radius, norm=norm, method=method)
+    assert np.all(margins > 0)
+    for i in range(len(x)):
+        samples = perturbation_samples(x[i], radius[i], norm, (0.0, 1.0), 2000, rng)
+        assert np.all(np.argmax(forward(network, samples), axis=1) == y[i])
+
+
+def test_ibp_radius_is_within_tol_of_the_first_refuted_radius():
+    # IBP bounds are inclusion-monotone in the radius, so bisection brackets the true IBP radius.
+    model = _net(1)
+    x = np.random.default_rng(1).random((5, 4, 4, 1))
+    y = np.argmax(model(x).numpy(), axis=1)
+    tol = 1e-3
+    radius = certify.certified_radius(model, x, y, method="ibp", tol=tol)
+    assert np.all((certify.margin_bounds(model, x, y, radius, method="ibp") > 0).all(axis=1))
+    above = certify.margin_bounds(model, x, y, radius + tol, method="ibp")
+    assert not np.any((above > 0).all(axis=1))
+
+
+def test_misclassified_points_get_radius_zero():
+    model = _net(2)
+    x = np.random.default_rng(2).random((3, 4, 4, 1))
+    wrong = (np.argmax(model(x).numpy(), axis=1) + 1) % 3
+    np.testing.assert_array_equal(certify.certified_radius(model, x, wrong), np.zeros(3))
+
+
+def test_bad_radius_arguments_raise():
+    with pytest.raises(SwtfError, match="max_radius and tol"):
+        certify.certified_radius(_threshold_model(0.0), np.array([[0.8]]), np.array([0]), max_radius=-1.0)
+    with pytest.raises(SwtfError, match="labels must be"):
+        certify.certified_radius(_threshold_model(0.0), np.array([[0.8]]), np.array([2]))
