@@ -12,7 +12,8 @@ from swtf.certify.api import as_network, bounds, margin_bounds
 from swtf.certify.keras_frontend import from_keras
 from swtf.certify.network import Network, Node, forward
 from swtf.certify.radius import certified_radius
+from swtf.certify.savedmodel_frontend import from_saved_model
 from swtf.certify.verifier import METHODS
 
 __all__ = ["METHODS", "Network", "Node", "as_network", "bounds", "certified_radius", "forward",
-           "from_keras", "margin_bounds"]
+           "from_keras", "from_saved_model", "margin_bounds"]

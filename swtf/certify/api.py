@@ -17,6 +17,7 @@ from swtf.certify import spec as specs
 from swtf.certify.keras_frontend import from_keras
 from swtf.certify.network import Network
 from swtf.certify.perturbation import input_set
+from swtf.certify.savedmodel_frontend import from_saved_model
 from swtf.certify.verifier import METHODS, Verifier
 from swtf.errors import SwtfError
 
@@ -44,7 +45,6 @@ def as_network(model):
     if isinstance(model, Network):
         return model
     if isinstance(model, (str, os.PathLike)):
-        from swtf.certify.savedmodel_frontend import from_saved_model  # imported on demand: loads TF graphs
         path = os.path.abspath(os.fspath(model))
         if not os.path.exists(path):
             raise SwtfError(f"no SavedModel at {path}; pass a Keras model, a Network or an existing path")

@@ -1,0 +1,101 @@
+"""Per-point certification results of one model and their summary, cross-checked for soundness.
+
+`certify_points` computes, for the same points: the prediction (the network's float64 reference
+evaluation, the one `certified_radius` uses), the certified radius, whether the point is certified at
+`eps` (its margin bounds at `eps` are all positive), optionally an exact MILP verdict at `eps`, and
+optionally PGD at `eps` (an empirical upper bound on robust accuracy). Any contradiction between a
+proof and a found attack is a soundness bug and raises `SoundnessError` (not a user error: it must crash
+loudly, with a traceback).
+"""
+
+import time
+
+import keras
+import numpy as np
+
+from swtf.certify import api
+from swtf.certify.exact import verify_exact
+from swtf.certify.network import forward
+from swtf.certify.radius import certified_radius
+
+COLUMNS = ("index", "label", "predicted", "radius", "certified", "seconds", "pgd_attacked", "exact")
+PGD_STEPS = 40
+PGD_RESTARTS = 2
+
+
+class SoundnessError(RuntimeError):
+    """A point proven robust was attacked successfully: a bug in a certifier, never bad input."""
+
+
+def _pgd_attacked(model, network, x, y, eps, norm, seed):
+    """(N,) bools: PGD found a point the Keras model misclassifies; (N,) bools: float64 agrees; or (None, None)."""
+    try:
+        from swtf import attack
+    except ImportError:
+        return None, None
+    if not isinstance(model, keras.Model):
+        return None, None
+    x_adv = attack.pgd(model, x.astype(np.float32), y, eps, norm=norm, steps=PGD_STEPS, restarts=PGD_RESTARTS,
+                       seed=seed)
+    attacked = attack.is_adversarial(model, x_adv, y)
+    logits = forward(network, x_adv)
+    reference = np.argmax(logits, axis=1) != y
+    return attacked, attacked & reference
+
+
+def _check_soundness(name, method, eps, certified, confirmed_attacks, exact):
+    """Raises `SoundnessError` where a proof and an attack disagree about the same point."""
+    statuses = [r.status for r in exact] if exact is not None else [""] * len(certified)
+    clashes = []
+    for n, status in enumerate(statuses):
+        if certified[n] and confirmed_attacks is not None and confirmed_attacks[n]:
+            clashes.append(f"point {n}: {method} certifies it but PGD misclassifies a point of its ball")
+        if certified[n] and status == "counterexample":
+            clashes.append(f"point {n}: {method} certifies it but the MILP found a counterexample")
+        if status == "certified" and confirmed_attacks is not None and confirmed_attacks[n]:
+            clashes.append(f"point {n}: the MILP certifies it but PGD misclassifies a point of its ball")
+    if clashes:
+        raise SoundnessError(f"soundness bug on model {name!r} at eps {eps:g}: " + "; ".join(clashes))
+
+
+def certify_points(model, x, y, *, name, eps, norm, method, max_radius, exact_time_limit=0.0, seed=0):
+    """Certifies one model on points `x`, `y`; returns (rows, summary).
+
+    Args:
+      model: a Keras model (PGD needs one) or a SavedModel path / `Network`.
+      x, y: the points and labels; name: the model's name in messages.
+      eps, norm, method, max_radius: as for `swtf.certify.certified_radius` and `margin_bounds`.
+      exact_time_limit: seconds per point for `verify_exact` at `eps` (0: skip; L-inf only).
+      seed: PGD's seed.
+
+    Returns:
+      rows: one dict per point with `COLUMNS` ('seconds' is the point's share of the batched time).
+      summary: clean and certified accuracy at eps, mean radius (misclassified points count 0), median
+        radius, PGD accuracy (None without a Keras model), exact MILP counts, seconds.
+    """
+    network = api.as_network(model)
+    start = time.perf_counter()
+    predicted = np.argmax(forward(network, x), axis=1)
+    radius = certified_radius(network, x, y, norm=norm, method=method, max_radius=max_radius)
+    certified = (api.margin_bounds(network, x, y, eps, norm=norm, method=method) > 0).all(axis=1)
+    certify_seconds = time.perf_counter() - start
+    exact = verify_exact(model, x, y, eps, time_limit=exact_time_limit) if exact_time_limit > 0 else None
+    attacked, confirmed = _pgd_attacked(model, network, x, y, eps, norm, seed)
+    _check_soundness(name, method, eps, certified, confirmed, exact)
+    rows = [{"index": n, "label": int(y[n]), "predicted": int(predicted[n]), "radius": float(radius[n]),
+             "certified": bool(certified[n]), "seconds": certify_seconds / max(len(x), 1),
+             "pgd_attacked": None if attacked is None else bool(attacked[n]),
+             "exact": None if exact is None else exact[n].status} for n in range(len(x))]
+    summary = {
+        "model": name, "method": method, "norm": norm, "eps": eps, "points": len(x),
+        "clean_accuracy": float(np.mean(predicted == y)),
+        "certified_accuracy": float(np.mean(certified)),
+        "mean_radius": float(np.mean(radius)), "median_radius": float(np.median(radius)),
+        "pgd_accuracy": None if attacked is None else float(np.mean(~attacked)),
+        "seconds": time.perf_counter() - start, "certify_seconds": certify_seconds,
+    }
+    if exact is not None:
+        summary["exact"] = {status: sum(r.status == status for r in exact)
+                            for status in ("certified", "counterexample", "unknown")}
+        summary["exact_time_limit"] = exact_time_limit
+    return rows, summary
