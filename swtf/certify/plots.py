@@ -43,20 +43,24 @@ def plot_sorted_radii(radii, norm, path, title="Certified radii"):
     _save(figure, path)
 
 
-def certified_accuracy_curve(radii, eps_grid):
-    """Fraction of points whose certified radius reaches each eps of `eps_grid` (a radius certifies
-    the whole ball, so every smaller eps too)."""
-    radii = np.asarray(radii, np.float64)
-    return np.array([np.mean(radii >= eps) if len(radii) else np.nan for eps in eps_grid])
+def certified_accuracy_curve(radii, correct, eps_grid):
+    """Fraction of points certified at each eps of `eps_grid`: correctly classified with a certified radius
+    of at least eps (a radius certifies the whole ball, so every smaller eps too; at eps 0 this is the
+    clean accuracy)."""
+    radii, correct = np.asarray(radii, np.float64), np.asarray(correct, bool)
+    return np.array([np.mean(correct & (radii >= eps)) if len(radii) else np.nan for eps in eps_grid])
 
 
-def plot_certified_accuracy(radii, norm, path, title="Certified accuracy against radius"):
-    """One line per model: certified accuracy (%) against eps, read off its certified radii."""
+def plot_certified_accuracy(results, norm, path, title="Certified accuracy against radius"):
+    """One line per model: certified accuracy (%) against eps, read off its certified radii.
+
+    `results` is `{label: (radii, correct)}`, `correct` marking the correctly classified points.
+    """
     figure, axes = plt.subplots(figsize=(6, 4))
-    largest = max([float(np.max(v)) for v in radii.values() if len(v)] + [1e-3])
+    largest = max([float(np.max(r)) for r, _ in results.values() if len(r)] + [1e-3])
     eps_grid = np.linspace(0.0, 1.05 * largest, 200)
-    for label, values in radii.items():
-        axes.plot(eps_grid, 100 * certified_accuracy_curve(values, eps_grid), label=label)
+    for label, (radii, correct) in results.items():
+        axes.plot(eps_grid, 100 * certified_accuracy_curve(radii, correct, eps_grid), label=label)
     axes.set_title(title)
     axes.set_xlabel("eps, " + _radius_label(norm))
     axes.set_ylabel("certified accuracy (%)")

@@ -1,0 +1,141 @@
+"""`--mode=certify`: certified radii and certified accuracy at `--eps` of a run's models.
+
+Certifies every model named by `--certify_models` (default: all of the run's models; those with a layer
+the certifier refuses are reported as not certifiable and skipped), or the single model at
+`--model_path`, on the first `--num_points` test points (the same points for every model). Writes
+`<run_dir>/certify/<model>.{csv,json}` (per point: index, label, predicted, radius, certified at eps,
+seconds, PGD and exact verdicts), `<run_dir>/certify/summary.json`, and the plots
+`<run_dir>/plots/certify_radii.png` and `certify_accuracy.png`.
+"""
+
+import dataclasses
+import importlib.util
+import math
+import os
+
+import numpy as np
+from absl import flags
+
+from swtf import checkpoints, io, runs
+from swtf.certify import METHODS, as_network
+from swtf.certify import plots as certify_plots
+from swtf.certify.api import NORMS
+from swtf.certify.results import COLUMNS, certify_points
+from swtf.errors import SwtfError
+
+flags.DEFINE_list("certify_models", None, "Names of the run's models to certify (default: all of them; those "
+                                          "with unsupported layers are reported and skipped).")
+flags.DEFINE_string("model_path", None, "Certify this .keras file or SavedModel folder instead of the run's models.")
+flags.DEFINE_float("eps", 0.02, "Radius at which certified accuracy is reported (pixel units, [0, 1]).")
+flags.DEFINE_enum("norm", "linf", list(NORMS), "Perturbation norm: linf (ball intersected with [0, 1]) or l2.")
+flags.DEFINE_enum("method", "crown", list(METHODS), "Bound method for radii and certification.")
+flags.DEFINE_integer("num_points", 100, "Certify the first this many test points.")
+flags.DEFINE_float("max_radius", None, "Largest radius searched (default: 1 for linf, sqrt(input size) for l2).")
+flags.DEFINE_float("exact_time_limit", 0.0, "Seconds per point for an exact MILP check at --eps (0: off; linf only).")
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    models: tuple
+    model_path: str
+    eps: float
+    norm: str
+    method: str
+    num_points: int
+    max_radius: float
+    exact_time_limit: float
+
+
+def options_from_flags(fv):
+    """Validates the certify flags into `Options` (one-line `SwtfError` on a bad value)."""
+    if not (math.isfinite(fv.eps) and fv.eps >= 0):
+        raise SwtfError(f"--eps must be a finite radius >= 0, got {fv.eps}")
+    if fv.num_points < 1:
+        raise SwtfError(f"--num_points must be >= 1, got {fv.num_points}")
+    if fv.max_radius is not None and not (math.isfinite(fv.max_radius) and fv.max_radius > 0):
+        raise SwtfError(f"--max_radius must be a positive radius, got {fv.max_radius}")
+    if not (math.isfinite(fv.exact_time_limit) and fv.exact_time_limit >= 0):
+        raise SwtfError(f"--exact_time_limit must be >= 0 seconds, got {fv.exact_time_limit}")
+    if fv.exact_time_limit > 0 and fv.norm != "linf":
+        raise SwtfError("--exact_time_limit needs --norm=linf: the exact L2 problem is a mixed-integer quadratic "
+                        "program, which the MILP solver cannot do")
+    if fv.model_path and fv.certify_models:
+        raise SwtfError("pass either --model_path or --certify_models, not both")
+    for name in fv.certify_models or ():
+        if not name or not name.replace("_", "").replace("-", "").isalnum():
+            raise SwtfError(f"--certify_models names must be letters, digits, '_' or '-', got {name!r}")
+    return Options(models=tuple(fv.certify_models or ()), model_path=fv.model_path, eps=float(fv.eps),
+                   norm=fv.norm, method=fv.method, num_points=fv.num_points, max_radius=fv.max_radius,
+                   exact_time_limit=float(fv.exact_time_limit))
+
+
+def _load_path(path):
+    """(name, model): a .keras file loaded with Keras, a SavedModel folder left as a path for the certifier."""
+    if path.endswith(".keras"):
+        return os.path.basename(path)[:-len(".keras")], checkpoints.load_model(path)
+    if os.path.isfile(os.path.join(path, "saved_model.pb")):
+        if importlib.util.find_spec("swtf.certify.savedmodel_frontend") is None:
+            raise SwtfError("this swtf cannot read SavedModels into the certifier yet; pass the .keras file")
+        return os.path.basename(os.path.normpath(path)), path
+    raise SwtfError(f"--model_path {path} is neither a .keras file nor a SavedModel folder (with saved_model.pb)")
+
+
+def _models(config):
+    """[(name, model)] to certify."""
+    opts = config.options
+    if opts.model_path:
+        return [_load_path(opts.model_path)]
+    names = opts.models or tuple(runs.list_trained(config.run_dir))
+    if not names:
+        raise SwtfError(f"run {config.run_dir} has no trained models; train one first or pass --model_path")
+    return [(name, runs.load_trained(config.run_dir, name)[0]) for name in names]
+
+
+def _write_plots(config, results, title):
+    """`results`: {model name: (radii, correctly classified)}."""
+    opts = config.options
+    folder = runs.plots_dir(config.run_dir)
+    certify_plots.plot_sorted_radii({name: radii for name, (radii, _) in results.items()}, opts.norm,
+                                    os.path.join(folder, "certify_radii.png"), title=f"Certified radii ({title})")
+    certify_plots.plot_certified_accuracy(results, opts.norm, os.path.join(folder, "certify_accuracy.png"),
+                                          title=f"Certified accuracy against eps ({title})")
+
+
+def _describe(summary):
+    pgd = "n/a" if summary["pgd_accuracy"] is None else f"{summary['pgd_accuracy']:.3f}"
+    exact = f", exact MILP {summary['exact']}" if "exact" in summary else ""
+    return (f"clean {summary['clean_accuracy']:.3f}, certified {summary['certified_accuracy']:.3f}, PGD {pgd}, "
+            f"radius mean {summary['mean_radius']:.4f} median {summary['median_radius']:.4f}{exact}, "
+            f"{summary['seconds']:.1f} s")
+
+
+def run(config):
+    opts = config.options
+    data = config.load_data()
+    x, y = data.x_test[:opts.num_points].astype(np.float64), data.y_test[:opts.num_points]
+    max_radius = opts.max_radius or (1.0 if opts.norm == "linf" else math.sqrt(math.prod(data.input_shape)))
+    folder = os.path.join(config.run_dir, "certify")
+    summaries, refused, curves = {}, {}, {}
+    title = f"{data.name}, {opts.method}, {len(y)} test points"
+    for name, model in _models(config):
+        try:
+            as_network(model)
+        except SwtfError as err:
+            refused[name] = f"not certifiable: {err}"
+            print(f"certify: {name}: {refused[name]}")
+            continue
+        rows, summary = certify_points(model, x, y, name=name, eps=opts.eps, norm=opts.norm, method=opts.method,
+                                       max_radius=max_radius, exact_time_limit=opts.exact_time_limit,
+                                       seed=config.seed)
+        io.write_csv(os.path.join(folder, f"{name}.csv"), rows, COLUMNS)
+        io.write_json(os.path.join(folder, f"{name}.json"), {"summary": summary, "points": rows})
+        summaries[name] = summary
+        curves[name] = ([row["radius"] for row in rows], [row["predicted"] == row["label"] for row in rows])
+        print(f"certify: {name} ({opts.method}, {opts.norm} eps {opts.eps:g}, {len(y)} points): "
+              + _describe(summary))
+    io.write_json(os.path.join(folder, "summary.json"),
+                  {"dataset": data.name, "eps": opts.eps, "norm": opts.norm, "method": opts.method,
+                   "points": len(y), "max_radius": max_radius, "models": summaries, "not_certifiable": refused})
+    if curves:
+        _write_plots(config, curves, title)
+    print(f"certify: {len(summaries)} models certified, {len(refused)} not certifiable -> {folder}")
