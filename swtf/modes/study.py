@@ -1,0 +1,106 @@
+"""`--mode=study` (the default): one command from teacher to verdict, cached and resumable.
+
+Stages run in order and each is skipped when it already finished with the same settings (see
+`swtf.study.pipeline`); `--force_stage=NAME` recomputes one stage and everything downstream.
+"""
+
+import dataclasses
+
+from absl import flags
+
+from swtf.errors import SwtfError
+from swtf.modes import report as report_mode
+from swtf.study import pipeline, stages
+
+flags.DEFINE_string("study_students", "snn:width=64;shallow_cnn:filters=8,16",
+                    "Students to distil, in the sweep syntax of --sweep (families snn, scnn1, scnn2, shallow_cnn).")
+flags.DEFINE_list("study_temperatures", ["1", "4", "10"],
+                  "Temperatures ranged for the soft-target students (chosen on validation).")
+flags.DEFINE_float("study_alpha", 0.9, "Weight of the soft term where a distillation loss mixes in labels.")
+flags.DEFINE_float("study_eps", 0.05, "The study's L-inf radius (pixel units) for certified and PGD accuracy.")
+flags.DEFINE_list("study_eps_grid", ["0", "0.025", "0.05", "0.1", "0.15", "0.2"],
+                  "L-inf radii of the robustness curves.")
+flags.DEFINE_integer("study_points", 200, "Test points attacked and certified (the first N, same for every model).")
+flags.DEFINE_list("study_seeds", ["0", "1", "2"], "Seeds of the PGD random starts; curves show their spread.")
+flags.DEFINE_integer("attack_steps", 20, "PGD steps per restart in the study's robustness curves.")
+flags.DEFINE_integer("attack_restarts", 1, "PGD random restarts per point in the study's robustness curves.")
+flags.DEFINE_list("study_certify_methods", ["crown"], "Bound methods for certified radii (first one is reported).")
+flags.DEFINE_float("study_max_radius", 0.5, "Largest radius the certified-radius bisection tries.")
+flags.DEFINE_float("study_prune_fraction", 0.5, "Share of the best student's filters removed by pruning.")
+flags.DEFINE_integer("study_prune_steps", 2, "Prune-and-fine-tune rounds (tfmot polynomial schedule).")
+flags.DEFINE_string("force_stage", None, "Recompute this stage and every stage downstream of it.")
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    students: str
+    temperatures: tuple
+    alpha: float
+    eps: float
+    eps_grid: tuple
+    num_points: int
+    seeds: tuple
+    attack_steps: int
+    attack_restarts: int
+    certify_methods: tuple
+    max_radius: float
+    prune_fraction: float
+    prune_steps: int
+    force_stage: str
+
+
+def _numbers(values, flag, kind):
+    try:
+        return tuple(kind(v) for v in values)
+    except ValueError:
+        raise SwtfError(f"--{flag} must be a comma-separated list of numbers, got {','.join(values)}") from None
+
+
+STAGES = [
+    pipeline.Stage("teacher", (), stages.teacher_settings, stages.run_teacher),
+    pipeline.Stage("students", ("teacher",), stages.students_settings, stages.run_students),
+    pipeline.Stage("prune", ("students",), stages.prune_settings, stages.run_prune),
+    pipeline.Stage("attack", ("prune",), stages.attack_settings, stages.run_attack),
+    pipeline.Stage("certify", ("prune",), stages.certify_settings, stages.run_certify),
+]
+
+
+def options_from_flags(fv):
+    from swtf.certify import METHODS
+    from swtf.distill import sweep
+
+    temperatures = _numbers(fv.study_temperatures, "study_temperatures", float)
+    eps_grid = tuple(sorted(set(_numbers(fv.study_eps_grid, "study_eps_grid", float)) | {fv.study_eps}))
+    seeds = _numbers(fv.study_seeds, "study_seeds", int)
+    methods = tuple(fv.study_certify_methods)
+    checks = [
+        (temperatures and min(temperatures) > 0, "--study_temperatures must be positive numbers"),
+        (fv.study_eps > 0, f"--study_eps must be a positive radius, got {fv.study_eps}"),
+        (min(eps_grid) >= 0, "--study_eps_grid radii must be >= 0"),
+        (fv.study_points >= 1, f"--study_points must be >= 1, got {fv.study_points}"),
+        (seeds and min(seeds) >= 0, "--study_seeds must be non-negative integers"),
+        (fv.attack_steps >= 1 and fv.attack_restarts >= 1, "--attack_steps and --attack_restarts must be >= 1"),
+        (methods and set(methods) <= set(METHODS), f"--study_certify_methods must be among {', '.join(METHODS)}"),
+        (fv.study_max_radius > 0, "--study_max_radius must be positive"),
+        (0 < fv.study_prune_fraction < 1, "--study_prune_fraction must be in (0, 1)"),
+        (fv.study_prune_steps >= 1, "--study_prune_steps must be >= 1"),
+        (0 <= fv.study_alpha <= 1, "--study_alpha must be in [0, 1]"),
+        (fv.force_stage is None or fv.force_stage in [s.name for s in STAGES],
+         f"--force_stage must be one of {', '.join(s.name for s in STAGES)}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise SwtfError(message)
+    sweep.parse_sweep(fv.study_students)  # fails early on a bad student list
+    return Options(students=fv.study_students, temperatures=temperatures, alpha=fv.study_alpha, eps=fv.study_eps,
+                   eps_grid=eps_grid, num_points=fv.study_points, seeds=seeds, attack_steps=fv.attack_steps,
+                   attack_restarts=fv.attack_restarts, certify_methods=methods, max_radius=fv.study_max_radius,
+                   prune_fraction=fv.study_prune_fraction, prune_steps=fv.study_prune_steps,
+                   force_stage=fv.force_stage)
+
+
+def run(config):
+    data = config.load_data()
+    print(f"study: {data.summary()} -> {config.run_dir}")
+    pipeline.run_pipeline(STAGES, config, data, force_stage=config.options.force_stage)
+    report_mode.run(config)

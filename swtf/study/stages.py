@@ -1,0 +1,243 @@
+"""The study's stages: teacher, students, pruning, attacks, certification; each reads and writes artifacts.
+
+Artifacts (under the run directory):
+    models/<name>.keras|json          every trained model, its record carrying role, teacher and metrics
+    study/students.json               one row per distilled student (every temperature), with "selected"
+    study/prune.json                  the pruning steps of the best student of each teacher
+    study/attack.json                 accuracy under PGD over the eps grid, per model and seed
+    study/certify.json                certified radii per model on the same test points
+"""
+
+import dataclasses
+import os
+import re
+
+import numpy as np
+
+from swtf import io, models, runs, train
+from swtf.distill import study as distill_study
+from swtf.distill import sweep, trainer
+from swtf.errors import SwtfError
+
+CERTIFIABLE_FAMILIES = ("snn", "shallow_cnn", "convex_cnn")
+
+
+def artifact_path(config, name):
+    return os.path.join(config.run_dir, "study", name)
+
+
+def model_slug(text):
+    """A file-safe model name from a student label such as "shallow_cnn:filters=8"."""
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
+
+
+def _records(config, role=None):
+    result = {}
+    for name in runs.list_trained(config.run_dir):
+        record = io.read_json(runs.record_path(config.run_dir, name))
+        if role is None or record["metrics"].get("role") == role:
+            result[name] = record
+    return result
+
+
+# --- teacher -------------------------------------------------------------------------------------------
+
+def teacher_settings(config):
+    return {"dataset": config.dataset, "data": [config.val_fraction, config.train_limit, config.test_limit],
+            "seed": config.seed, "model": config.model, "hparams": config.hparams,
+            "train": dataclasses.asdict(config.train)}
+
+
+def run_teacher(context):
+    config, data = context.config, context.data
+
+    def train_teacher():
+        model = models.build(config.model, data.input_shape, data.num_classes, seed=config.seed, **config.hparams)
+        history = train.fit(model, (data.x_train, data.y_train), (data.x_val, data.y_val), options=config.train,
+                            name="teacher", log_dir=runs.logs_dir(config.run_dir, "teacher"), quiet=config.quiet)
+        return model, {"role": "teacher", "training": "standard", "val_accuracy": history.best_val_accuracy,
+                       "test_accuracy": train.accuracy(model, data.x_test, data.y_test),
+                       "best_epoch": history.best_epoch}
+
+    _, record = context.model("teacher", train_teacher)
+    return (f"teacher {record['architecture']} ({record['params']:,} parameters): test accuracy "
+            f"{record['metrics']['test_accuracy']:.4f}")
+
+
+# --- students ------------------------------------------------------------------------------------------
+
+def students_settings(config):
+    opts = config.options
+    return {"students": opts.students, "temperatures": list(opts.temperatures), "alpha": opts.alpha,
+            "train": dataclasses.asdict(config.train)}
+
+
+def run_students(context):
+    """Distils every student from the teacher by matching logits and by soft targets over temperatures."""
+    config, data = context.config, context.data
+    teacher, _ = runs.load_trained(config.run_dir, "teacher")
+    targets = trainer.teacher_targets(teacher, data)
+    rows = []
+    for architecture, hparams in sweep.parse_sweep(config.options.students):
+        label = sweep.student_label(architecture, hparams)
+        for method, temperatures in (("logits", (None,)), ("soft_targets", config.options.temperatures)):
+            for temperature in temperatures:
+                name = f"student-{model_slug(label)}-{method}" + (f"-t{temperature:g}" if temperature else "")
+                spec = trainer.DistillSpec(method=method, temperature=temperature or 1.0, alpha=config.options.alpha)
+
+                def train_student(architecture=architecture, hparams=hparams, spec=spec, name=name):
+                    student = distill_study.build_student(architecture, hparams, data, config.seed)
+                    metrics = trainer.distill(student, data, targets, spec, config.train, name=name,
+                                              log_dir=runs.logs_dir(config.run_dir, name), quiet=config.quiet)
+                    return student, {"role": "student", "teacher": "teacher", "student": label, "method": method, "seed": config.seed,
+                                     "temperature": temperature, **metrics}
+
+                _, record = context.model(name, train_student)
+                rows.append({"name": name, "params": record["params"], "architecture": architecture,
+                             **record["metrics"]})
+    rows = distill_study.mark_selected(rows)
+    io.write_json(artifact_path(config, "students.json"), rows)
+    best = max((r for r in rows if r["selected"]), key=lambda r: r["val_accuracy"])
+    return (f"{len(rows)} students trained; best on validation {best['name']} "
+            f"({best['params']:,} parameters, test accuracy {best['test_accuracy']:.4f})")
+
+
+def selected_students(config):
+    """The students the study compares: per student and method, the validation-selected temperature."""
+    rows = io.read_json(artifact_path(config, "students.json"))
+    return [r for r in rows if r["selected"]]
+
+
+def study_models(config):
+    """Names of the models the study compares, teacher first, in a stable order."""
+    names = ["teacher"] + [r["name"] for r in selected_students(config)]
+    prune_file = artifact_path(config, "prune.json")
+    if os.path.isfile(prune_file):
+        names.append(io.read_json(prune_file)["pruned_model"])
+    return names
+
+
+def check_option(condition, message):
+    if not condition:
+        raise SwtfError(message)
+
+
+def best_student_name(config, certifiable_only=True):
+    """The validation-best selected student (of a certifiable family if asked): the one the study prunes."""
+    candidates = [r for r in selected_students(config)
+                  if not certifiable_only or r["architecture"] in CERTIFIABLE_FAMILIES]
+    check_option(candidates, "no certifiable student to prune; add snn or shallow_cnn students to --study_students")
+    return max(candidates, key=lambda r: (r["val_accuracy"], -r["params"]))["name"]
+
+
+def to_float_list(values):
+    return [float(v) for v in np.ravel(values)]
+
+
+# --- pruning -------------------------------------------------------------------------------------------
+
+PRUNABLE_CERTIFIABLE_FAMILIES = ("shallow_cnn", "convex_cnn")
+
+
+def prune_settings(config):
+    opts = config.options
+    return {"fraction": opts.prune_fraction, "steps": opts.prune_steps, "train": dataclasses.asdict(config.train)}
+
+
+def run_prune(context):
+    """Prunes the validation-best certifiable conv student on a tfmot schedule, fine-tuning by distillation."""
+    from swtf import prune
+
+    config, data = context.config, context.data
+    candidates = [r for r in selected_students(config) if r["architecture"] in PRUNABLE_CERTIFIABLE_FAMILIES]
+    check_option(candidates, "the study prunes a certifiable conv student: add shallow_cnn to --study_students")
+    best = max(candidates, key=lambda r: (r["val_accuracy"], -r["params"]))
+    student, _ = runs.load_trained(config.run_dir, best["name"])
+    teacher, _ = runs.load_trained(config.run_dir, "teacher")
+    schedule = prune.polynomial(config.options.prune_fraction, config.options.prune_steps)
+    steps = prune.prune_iteratively(student, data, schedule, prune.layer_fraction, steps=config.options.prune_steps,
+                                    train_options=config.train, teacher_logits=train.predict_logits(teacher,
+                                                                                                    data.x_train),
+                                    quiet=config.quiet, name=f"prune {best['name']}")
+    final = steps[-1]
+    name = f"pruned-{best['name']}"
+    runs.save_trained(config.run_dir, name, final.model, {
+        "role": "pruned", "teacher": "teacher", "student": best["name"], "val_accuracy": final.val_accuracy,
+        "test_accuracy": final.test_accuracy, "sparsity": final.sparsity, "flops": final.flops,
+        "stage_key": context.key})
+    io.write_json(artifact_path(config, "prune.json"), {"student": best["name"], "pruned_model": name,
+                                                        "steps": [s.as_row() for s in steps]})
+    return (f"pruned {best['name']}: {steps[0].params:,} -> {final.params:,} parameters, test accuracy "
+            f"{steps[0].test_accuracy:.4f} -> {final.test_accuracy:.4f}")
+
+
+# --- attacks -------------------------------------------------------------------------------------------
+
+def attack_settings(config):
+    opts = config.options
+    return {"eps_grid": list(opts.eps_grid), "points": opts.num_points, "steps": opts.attack_steps,
+            "restarts": opts.attack_restarts, "seeds": list(opts.seeds)}
+
+
+def evaluation_points(config, data):
+    """The test points every attack and certificate is computed on: the first `num_points`, for every model."""
+    n = min(config.options.num_points, len(data.x_test))
+    return data.x_test[:n], data.y_test[:n]
+
+
+def run_attack(context):
+    """Accuracy under PGD for every model of the study over the eps grid, once per seed (random starts)."""
+    from swtf import attack
+
+    config, data = context.config, context.data
+    x, y = evaluation_points(config, data)
+    opts = config.options
+    curves = {}
+    for name in study_models(config):
+        model, _ = runs.load_trained(config.run_dir, name)
+        curves[name] = {f"{eps:g}": [attack.robust_accuracy(model, x, y, eps, attack="pgd", steps=opts.attack_steps,
+                                                            restarts=opts.attack_restarts, seed=seed)
+                                     for seed in opts.seeds] for eps in opts.eps_grid}
+    io.write_json(artifact_path(config, "attack.json"), {"eps_grid": list(opts.eps_grid), "points": len(y),
+                                                         "seeds": list(opts.seeds), "curves": curves})
+    study_eps = f"{opts.eps:g}"
+    worst = {n: float(np.mean(c[study_eps])) for n, c in curves.items() if study_eps in c}
+    return f"PGD on {len(y)} points, {len(curves)} models; accuracy at eps {opts.eps:g}: " + ", ".join(
+        f"{n} {a:.3f}" for n, a in worst.items())
+
+
+# --- certification -------------------------------------------------------------------------------------
+
+def certify_settings(config):
+    opts = config.options
+    return {"points": opts.num_points, "eps": opts.eps, "methods": list(opts.certify_methods),
+            "max_radius": opts.max_radius}
+
+
+def run_certify(context):
+    """Certified radii of every certifiable model of the study on the same test points, per method."""
+    from swtf import certify
+
+    config, data = context.config, context.data
+    x, y = evaluation_points(config, data)
+    opts = config.options
+    results, refused, correct = {}, {}, {}
+    for name in study_models(config):
+        model, _ = runs.load_trained(config.run_dir, name)
+        try:
+            certify.as_network(model)
+        except SwtfError as err:
+            refused[name] = str(err)
+            continue
+        correct[name] = [bool(c) for c in np.argmax(train.predict_logits(model, x), axis=1) == y]
+        results[name] = {}
+        for method in opts.certify_methods:
+            radii = certify.certified_radius(model, x, y, method=method, max_radius=opts.max_radius)
+            results[name][method] = to_float_list(radii)
+    io.write_json(artifact_path(config, "certify.json"), {"points": len(y), "eps": opts.eps, "labels": y,
+                                                          "methods": list(opts.certify_methods),
+                                                          "radii": results, "correct": correct,
+                                                          "not_certifiable": refused})
+    method = opts.certify_methods[0]
+    return f"{method} radii on {len(y)} points for {len(results)} models; " + ", ".join(
+        f"{n}: certified accuracy {np.mean(np.asarray(r[method]) >= opts.eps):.3f}" for n, r in results.items())
