@@ -136,9 +136,9 @@ def _run_study(config, data, targets, teacher, teacher_test_accuracy):
               f"validation {rows[-1]['val_accuracy']:.4f} test {rows[-1]['test_accuracy']:.4f}")
     rows = study.mark_selected(rows)
     summary = study.summarise([r for r in rows if r["selected"]])
-    by_temperature = study.summarise([r for r in rows if r["temperature"] is not None],
-                                     by=("student", "method", "temperature")) if any(
-        r["temperature"] is not None for r in rows) else []
+    temperature_rows = [r for r in rows if r["temperature"] is not None]
+    by_temperature = (study.summarise(temperature_rows, by=("student", "method", "temperature"))
+                      if temperature_rows else [])
     folder = os.path.join(config.run_dir, "distill")
     for name, table, header in (("study_rows", rows, study.ROW_FIELDS),
                                 ("study_summary", summary, study.SUMMARY_FIELDS),
