@@ -17,6 +17,7 @@ basis (in chunks, kept sparse), so the encoding agrees with `forward` by constru
 """
 
 import collections
+import dataclasses
 import math
 
 import numpy as np
@@ -39,8 +40,7 @@ Solution = collections.namedtuple("Solution", "status value bound point message"
 
 def _probe(node, in_shape):
     """(L, b) with node(x) = L @ x + b on flattened values: `forward` of the node alone on unit vectors."""
-    single = Network([Node("input", (), {}, in_shape, "in"), Node(node.op, (0,), node.params, node.shape,
-                                                                   node.name)])
+    single = Network([Node("input", (), {}, in_shape, "in"), dataclasses.replace(node, inputs=(0,))])
     size_in = math.prod(in_shape)
     bias = forward(single, np.zeros((1,) + in_shape)).reshape(-1)
     chunk = max(1, PROBE_ELEMENTS // max(1, bias.size))

@@ -1,0 +1,163 @@
+"""Certified-radius throughput of swtf.certify: batched against an eager per-point loop, same run.
+
+For a digits student (shallow_cnn, briefly trained) and a CIFAR-size convex_cnn (32x32x3, random
+weights), and each method: `certified_radius` on a batch (after one untimed call at the batch's shape,
+which traces the compiled functions), against the same algorithm run point by point with every
+tf.function executed eagerly (`tf.config.run_functions_eagerly`), the baseline. Both give the same radii
+(checked). Peak memory is the largest resident-set growth sampled during the batched call. A second table
+compares one IBP bound evaluation with two forward passes of the same network (float64 TF, compiled),
+and with two passes of the Keras model (float32).
+
+Goals: IBP within 3x of two forward passes; batched CROWN at least 10x the per-point loop.
+
+    python benchmarks/certify_bench.py --digits_points 64 --cifar_points 4
+"""
+
+import argparse
+import os
+import resource
+import threading
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from swtf import models
+from swtf.certify import as_network, certified_radius, margin_bounds
+from swtf.certify.linear_ops import tensor_nodes
+from swtf.data import load_dataset
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--methods", default="ibp,crown,alpha-crown", help="comma-separated bound methods")
+    parser.add_argument("--digits_points", type=int, default=64, help="digits points per batch")
+    parser.add_argument("--cifar_points", type=int, default=4, help="CIFAR-size points per batch")
+    parser.add_argument("--loop_points", type=int, default=4, help="points in the eager per-point loop (digits)")
+    parser.add_argument("--cifar_loop_points", type=int, default=1, help="points in the eager loop (CIFAR)")
+    parser.add_argument("--tol", type=float, default=1e-3, help="bisection tolerance (digits)")
+    parser.add_argument("--cifar_tol", type=float, default=2e-3, help="bisection tolerance (CIFAR)")
+    parser.add_argument("--cifar_max_radius", type=float, default=0.01, help="largest radius searched (CIFAR)")
+    parser.add_argument("--epochs", type=int, default=3, help="training epochs of the digits student")
+    parser.add_argument("--repeats", type=int, default=5, help="timed calls of the forward/IBP comparison")
+    return parser.parse_args()
+
+
+class PeakMemory:
+    """Largest resident-set growth (MiB) over the `with` block, sampled every 5 ms from /proc."""
+
+    def __enter__(self):
+        self._page = os.sysconf("SC_PAGE_SIZE")
+        self._start = self._peak = self._rss()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _rss(self):
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * self._page
+
+    def _sample(self):
+        while not self._stop.wait(0.005):
+            self._peak = max(self._peak, self._rss())
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self._peak = max(self._peak, self._rss())
+        self.mib = (self._peak - self._start) / 2 ** 20
+
+
+def timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+def digits_case(args):
+    data = load_dataset("digits", seed=0)
+    model = models.build("shallow_cnn", data.input_shape, data.num_classes, seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(0.01),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(data.x_train, data.y_train, epochs=args.epochs, batch_size=64, verbose=0)
+    x, y = data.x_test[:args.digits_points].astype(np.float64), data.y_test[:args.digits_points]
+    return "digits shallow_cnn (trained)", model, x, y, args.loop_points, args.tol, 0.5, 0.02
+
+
+def cifar_case(args):
+    model = models.build("convex_cnn", (32, 32, 3), 10, seed=0)
+    x = np.random.default_rng(0).uniform(0, 1, (args.cifar_points, 32, 32, 3))
+    y = np.argmax(np.asarray(model(x.astype(np.float32))), axis=1)
+    return ("cifar convex_cnn (random)", model, x, y, args.cifar_loop_points, args.cifar_tol,
+            args.cifar_max_radius, 2 / 255)
+
+
+def radius_row(network, x, y, method, loop_points, tol, max_radius, eps):
+    """Batched and eager per-point throughput of `certified_radius` for one method."""
+    def radius(points, labels):
+        return certified_radius(network, points, labels, method=method, tol=tol, max_radius=max_radius)
+
+    margin_bounds(network, x, y, eps, method=method)  # traces the batch's shape
+    with PeakMemory() as memory:
+        batched_seconds, radii = timed(lambda: radius(x, y))
+    tf.config.run_functions_eagerly(True)
+    try:
+        loop_seconds, looped = timed(lambda: [radius(x[i:i + 1], y[i:i + 1])[0] for i in range(loop_points)])
+    finally:
+        tf.config.run_functions_eagerly(False)
+    batched_rate, loop_rate = len(x) / batched_seconds, loop_points / loop_seconds
+    return {"method": method, "batched": batched_rate, "loop": loop_rate, "ratio": batched_rate / loop_rate,
+            "memory": memory.mib, "agree": float(np.max(np.abs(np.asarray(looped) - radii[:loop_points]))),
+            "mean_radius": float(np.mean(radii))}
+
+
+def forward_vs_ibp(network, model, x, y, eps, repeats):
+    """Median seconds of one IBP margin evaluation, of a float64 TF forward pass, of a Keras forward pass."""
+    nodes = tensor_nodes(network, tf.float64)
+
+    @tf.function(autograph=False)
+    def forward64(points):
+        values = [points]
+        for node in nodes[1:]:
+            parents = [values[i] for i in node.inputs]
+            values.append(tf.nn.relu(parents[0]) if node.op == "relu" else node.apply(*parents))
+        return values[-1]
+
+    keras_forward = tf.function(lambda points: model(points, training=False), autograph=False)
+    x64, x32 = tf.constant(x, tf.float64), tf.constant(x, tf.float32)
+    calls = {"ibp": lambda: margin_bounds(network, x, y, eps, method="ibp"),
+             "forward64": lambda: forward64(x64).numpy(), "keras": lambda: keras_forward(x32).numpy()}
+    medians = {}
+    for name, call in calls.items():
+        call()
+        medians[name] = float(np.median([timed(call)[0] for _ in range(repeats)]))
+    return medians
+
+
+def main():
+    args = parse_args()
+    methods = args.methods.split(",")
+    print(f"{'case':30s} {'method':12s} {'batch':>5s} {'batched pts/s':>14s} {'eager loop pts/s':>17s} "
+          f"{'ratio':>7s} {'peak MiB':>9s} {'max |dr|':>9s} {'mean r':>8s}")
+    ibp_rows = []
+    for build_case in (digits_case, cifar_case):
+        name, model, x, y, loop_points, tol, max_radius, eps = build_case(args)
+        network = as_network(model)
+        for method in methods:
+            row = radius_row(network, x, y, method, loop_points, tol, max_radius, eps)
+            print(f"{name:30s} {method:12s} {len(x):5d} {row['batched']:14.2f} {row['loop']:17.3f} "
+                  f"{row['ratio']:7.1f} {row['memory']:9.1f} {row['agree']:9.1e} {row['mean_radius']:8.4f}",
+                  flush=True)
+        ibp_rows.append((name, len(x), forward_vs_ibp(network, model, x, y, eps, args.repeats)))
+    print(f"\n{'case':30s} {'batch':>5s} {'IBP ms':>8s} {'fwd64 ms':>9s} {'IBP/(2 fwd64)':>14s} "
+          f"{'keras ms':>9s} {'IBP/(2 keras)':>14s}")
+    for name, n, t in ibp_rows:
+        print(f"{name:30s} {n:5d} {1e3 * t['ibp']:8.2f} {1e3 * t['forward64']:9.2f} "
+              f"{t['ibp'] / (2 * t['forward64']):14.2f} {1e3 * t['keras']:9.2f} {t['ibp'] / (2 * t['keras']):14.2f}")
+    print(f"\nprocess peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
