@@ -17,3 +17,4 @@ from swtf.certify.verifier import METHODS
 
 __all__ = ["METHODS", "Network", "Node", "as_network", "bounds", "certified_radius", "forward",
            "from_keras", "from_saved_model", "margin_bounds"]
+from swtf.certify.exact import ExactBounds, ExactResult, exact_logit_bounds, exact_margin_bounds, verify_exact
