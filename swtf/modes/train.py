@@ -1,39 +1,103 @@
-"""`--mode=train`: trains one architecture of the zoo on the run's data set and saves it into the run."""
+"""`--mode=train`: trains one architecture of the zoo on the run's data set and saves it into the run.
+
+`--training` picks the loss: standard cross-entropy, or PGD adversarial training (Madry et al.) at
+`--train_eps` with a linear radius ramp over the first `--train_eps_ramp_epochs` epochs.
+"""
 
 import dataclasses
+import math
 
+import numpy as np
 from absl import flags
 
 from swtf import models, runs, train
 from swtf.errors import SwtfError
+from swtf.train.adversarial import PGDTraining
+
+
+def _standard_loss(opts, steps_per_epoch, seed):
+    del opts, steps_per_epoch, seed
+    return train.cross_entropy_loss
+
+
+def _pgd_loss(opts, steps_per_epoch, seed):
+    return PGDTraining(eps=opts.eps, steps=opts.pgd_steps, ramp_steps=opts.eps_ramp_epochs * steps_per_epoch,
+                       clean_weight=opts.clean_weight, seed=seed)
+
+
+# --training value -> builder(options, steps_per_epoch, seed) of the fit loss_fn.
+TRAINING_LOSSES = {"standard": _standard_loss, "pgd": _pgd_loss}
+ADVERSARIAL = ("pgd",)  # the trainings that take --train_eps and its ramp
 
 flags.DEFINE_string("model_name", "teacher", "Name under which the trained model is saved in the run.")
-
-TRAINING_LOSSES = {"standard": train.cross_entropy_loss}
+flags.DEFINE_enum("training", "standard", list(TRAINING_LOSSES),
+                  "standard: cross-entropy on clean inputs; pgd: PGD adversarial training (Madry et al.) at "
+                  "--train_eps (L-inf).")
+flags.DEFINE_float("train_eps", None, "--training=pgd: L-inf radius of the training attack (pixel units, [0, 1]).")
+flags.DEFINE_integer("train_eps_ramp_epochs", 0, "--training=pgd: epochs over which the radius grows linearly "
+                                                 "from 0 to --train_eps (0: the full radius from the start).")
+flags.DEFINE_integer("train_pgd_steps", 7, "--training=pgd: PGD steps per batch (step size 2.5 * eps / steps).")
+flags.DEFINE_float("train_clean_weight", 0.0, "--training=pgd: weight of the clean cross-entropy mixed into the "
+                                              "adversarial one (0: adversarial examples only).")
 
 
 @dataclasses.dataclass(frozen=True)
 class Options:
     model_name: str
+    training: str = "standard"
+    eps: float = None
+    eps_ramp_epochs: int = 0
+    pgd_steps: int = 7
+    clean_weight: float = 0.0
 
 
 def options_from_flags(fv):
+    """Validates the train flags into `Options` (one-line `SwtfError` on a bad value)."""
     if not fv.model_name or not fv.model_name.replace("_", "").replace("-", "").isalnum():
         raise SwtfError(f"--model_name must be letters, digits, '_' or '-', got {fv.model_name!r}")
-    return Options(model_name=fv.model_name)
+    if fv.training not in ADVERSARIAL:
+        if fv.train_eps is not None:
+            raise SwtfError(f"--train_eps applies to adversarial training (--training={'|'.join(ADVERSARIAL)}), "
+                            f"not --training={fv.training}")
+        return Options(model_name=fv.model_name, training=fv.training)
+    if fv.train_eps is None or not (math.isfinite(fv.train_eps) and fv.train_eps > 0):
+        raise SwtfError(f"--training={fv.training} needs --train_eps > 0 (pixel units, [0, 1]), got {fv.train_eps}")
+    if not 0 <= fv.train_eps_ramp_epochs <= fv.epochs:
+        raise SwtfError(f"--train_eps_ramp_epochs must be in [0, --epochs={fv.epochs}], got {fv.train_eps_ramp_epochs}")
+    if fv.train_pgd_steps < 1:
+        raise SwtfError(f"--train_pgd_steps must be >= 1, got {fv.train_pgd_steps}")
+    if not 0.0 <= fv.train_clean_weight <= 1.0:
+        raise SwtfError(f"--train_clean_weight must be in [0, 1], got {fv.train_clean_weight}")
+    return Options(model_name=fv.model_name, training=fv.training, eps=float(fv.train_eps),
+                   eps_ramp_epochs=fv.train_eps_ramp_epochs, pgd_steps=fv.train_pgd_steps,
+                   clean_weight=float(fv.train_clean_weight))
+
+
+def _describe(opts):
+    if opts.training not in ADVERSARIAL:
+        return opts.training
+    epochs = f"{opts.eps_ramp_epochs} epoch{'' if opts.eps_ramp_epochs == 1 else 's'}"
+    return (f"{opts.training} eps {opts.eps:g} ({opts.pgd_steps} steps, ramp over {epochs}, "
+            f"clean weight {opts.clean_weight:g})")
 
 
 def run(config):
+    opts = config.options
     data = config.load_data()
     model = models.build(config.model, data.input_shape, data.num_classes, seed=config.seed, **config.hparams)
-    name = config.options.model_name
+    name = opts.model_name
+    steps_per_epoch = int(np.ceil(len(data.x_train) / config.train.batch_size))
+    loss_fn = TRAINING_LOSSES[opts.training](opts, steps_per_epoch, config.seed)
     history = train.fit(model, (data.x_train, data.y_train), (data.x_val, data.y_val), options=config.train,
-                        name=name, log_dir=runs.logs_dir(config.run_dir, name), quiet=config.quiet)
+                        loss_fn=loss_fn, name=name, log_dir=runs.logs_dir(config.run_dir, name), quiet=config.quiet)
     metrics = {"val_accuracy": history.best_val_accuracy, "test_accuracy": train.accuracy(model, data.x_test,
                                                                                           data.y_test),
                "best_epoch": history.best_epoch, "epochs_run": len(history.epochs), "dataset": data.name,
-               "seed": config.seed, "training": "standard"}
+               "seed": config.seed, "training": opts.training}
+    if opts.training in ADVERSARIAL:
+        metrics["adversarial"] = {"eps": opts.eps, "norm": "linf", "pgd_steps": opts.pgd_steps,
+                                  "eps_ramp_epochs": opts.eps_ramp_epochs, "clean_weight": opts.clean_weight}
     record = runs.save_trained(config.run_dir, name, model, metrics)
-    print(f"train: {name} ({config.model}, {record['params']:,} parameters) on {data.summary()}: "
-          f"validation accuracy {metrics['val_accuracy']:.4f}, test accuracy {metrics['test_accuracy']:.4f} "
-          f"-> {runs.model_path(config.run_dir, name)}")
+    print(f"train: {name} ({config.model}, {record['params']:,} parameters) on {data.summary()}, "
+          f"{_describe(opts)} training: validation accuracy {metrics['val_accuracy']:.4f}, test accuracy "
+          f"{metrics['test_accuracy']:.4f} -> {runs.model_path(config.run_dir, name)}")

@@ -1,0 +1,153 @@
+"""`--mode=attack`: accuracy under attack over an eps grid for a run's models, on the same test points.
+
+Attacks every model named by `--attack_models` (default: all of the run's models: teacher, students,
+pruned students) on the first `--attack_points` test points, at every radius of `--attack_eps`, once per
+seed of `--attack_seeds` (the seeds of PGD's random starts; fgsm, bim and mim start at x and run once,
+with the first seed). `--attack_backend=cleverhans` crafts the examples with cleverhans 4's PGD instead,
+scored the same way. Writes `<run_dir>/attack/curves.{csv,json}` (mean, std, min and max over seeds per
+model and eps; the JSON also keeps every seed's value) and `<run_dir>/plots/attack_curves.png`.
+"""
+
+import dataclasses
+import math
+import os
+
+from absl import flags
+
+from swtf import runs
+from swtf.attack import ATTACKS, curves, lp_balls
+from swtf.attack import plots as attack_plots
+from swtf.errors import SwtfError
+
+flags.DEFINE_enum("attack", "pgd", list(ATTACKS), "Attack: pgd (random starts, --attack_restarts), fgsm (one step), "
+                                                  "bim (PGD from x), mim (momentum, from x).")
+flags.DEFINE_enum("attack_norm", "linf", list(lp_balls.NORMS), "Threat model: L-inf or L2 ball, within [0, 1].")
+flags.DEFINE_list("attack_eps", ["0", "0.025", "0.05", "0.1", "0.15", "0.2"],
+                  "Radii of the curve (pixel units, [0, 1]); 0 gives the clean accuracy.")
+flags.DEFINE_list("attack_models", ["all"], "The run's models to attack: 'all', or a list of names.")
+flags.DEFINE_integer("attack_points", 200, "Attack the first this many test points (the same for every model).")
+flags.DEFINE_list("attack_seeds", ["0", "1", "2"], "Seeds of PGD's random starts, one run each; the curves show "
+                                                   "their spread (fgsm, bim, mim are deterministic: first seed).")
+flags.DEFINE_enum("attack_backend", "swtf", list(curves.BACKENDS),
+                  "Who crafts the examples: swtf, or cleverhans 4's PGD (pgd only, one restart, >= 3 steps).")
+flags.DEFINE_enum("attack_band", "minmax", list(attack_plots.BANDS), "Band around each curve: min-max or "
+                                                                     "mean -/+ one std over seeds.")
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    attack: str
+    norm: str
+    eps_grid: tuple
+    models: tuple  # empty: all of the run's models
+    num_points: int
+    seeds: tuple
+    steps: int
+    restarts: int
+    backend: str
+    band: str
+
+
+def _numbers(values, flag, kind):
+    try:
+        numbers = tuple(kind(v) for v in values)
+    except ValueError:
+        raise SwtfError(f"--{flag} must be a comma-separated list of numbers, got {','.join(values)}") from None
+    if not numbers:
+        raise SwtfError(f"--{flag} needs at least one value")
+    return numbers
+
+
+def _check_backend(fv):
+    if fv.attack_restarts > 1 and fv.attack != "pgd":
+        raise SwtfError(f"--attack_restarts applies to --attack=pgd only; {fv.attack} starts at x, so use 1")
+    if fv.attack_backend != "cleverhans":
+        return
+    if fv.attack != "pgd":
+        raise SwtfError(f"--attack_backend=cleverhans runs only --attack=pgd, got --attack={fv.attack}")
+    if fv.attack_restarts != 1:
+        raise SwtfError(f"--attack_backend=cleverhans has one random start; use --attack_restarts=1, "
+                        f"got {fv.attack_restarts}")
+    if fv.attack_steps < 3:
+        raise SwtfError(f"--attack_backend=cleverhans needs step size 2.5 * eps / steps <= eps, so "
+                        f"--attack_steps >= 3, got {fv.attack_steps}")
+
+
+def options_from_flags(fv):
+    """Validates the attack flags (and the shared --attack_steps, --attack_restarts) into `Options`."""
+    eps_grid = tuple(sorted(set(_numbers(fv.attack_eps, "attack_eps", float))))
+    if not all(math.isfinite(eps) and eps >= 0 for eps in eps_grid):
+        raise SwtfError(f"--attack_eps radii must be finite and >= 0, got {','.join(fv.attack_eps)}")
+    seeds = _numbers(fv.attack_seeds, "attack_seeds", int)
+    if min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise SwtfError(f"--attack_seeds must be distinct integers >= 0, got {','.join(fv.attack_seeds)}")
+    if fv.attack_points < 1:
+        raise SwtfError(f"--attack_points must be >= 1, got {fv.attack_points}")
+    if fv.attack_steps < 1 or fv.attack_restarts < 1:
+        raise SwtfError(f"--attack_steps and --attack_restarts must be >= 1, got {fv.attack_steps} and "
+                        f"{fv.attack_restarts}")
+    _check_backend(fv)
+    names = tuple(fv.attack_models)
+    if not names or "all" in names and len(names) > 1:
+        raise SwtfError(f"--attack_models must be 'all' or a list of model names, got {','.join(names)}")
+    for name in names:
+        if not name.replace("_", "").replace("-", "").isalnum():
+            raise SwtfError(f"--attack_models names must be letters, digits, '_' or '-', got {name!r}")
+    return Options(attack=fv.attack, norm=fv.attack_norm, eps_grid=eps_grid,
+                   models=() if names == ("all",) else names, num_points=fv.attack_points,
+                   seeds=seeds if fv.attack in curves.RANDOMIZED_ATTACKS else seeds[:1], steps=fv.attack_steps,
+                   restarts=fv.attack_restarts, backend=fv.attack_backend, band=fv.attack_band)
+
+
+def attack_kwargs(opts):
+    """The keyword arguments `robustness_curve` passes to the attack: only those the attack takes."""
+    kwargs = {"norm": opts.norm}
+    if opts.attack != "fgsm":
+        kwargs["steps"] = opts.steps
+    if opts.attack == "pgd" and opts.backend == "swtf":
+        kwargs["restarts"] = opts.restarts
+    return kwargs
+
+
+def _count(n, noun):
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _describe_attack(opts):
+    budget = "" if opts.attack == "fgsm" else f", {opts.steps} steps"
+    restarts = f" x {_count(opts.restarts, 'restart')}" if "restarts" in attack_kwargs(opts) else ""
+    return f"{opts.attack} {opts.norm} ({opts.backend}{budget}{restarts})"
+
+
+def _describe_curve(rows):
+    """'clean 0.950 | eps 0.05: 0.812 [0.805, 0.820] | ...' from a model's summary rows."""
+    parts = []
+    for row in rows:
+        spread = f" [{row['min']:.3f}, {row['max']:.3f}]" if row["seeds"] > 1 and row["eps"] > 0 else ""
+        label = "clean" if row["eps"] == 0 else f"eps {row['eps']:g}:"
+        parts.append(f"{label} {row['mean']:.3f}{spread}")
+    return " | ".join(parts)
+
+
+def run(config):
+    opts = config.options
+    data = config.load_data()
+    x, y = data.x_test[:opts.num_points], data.y_test[:opts.num_points]
+    names = opts.models or tuple(runs.list_trained(config.run_dir))
+    if not names:
+        raise SwtfError(f"run {config.run_dir} has no trained models; train one first (--mode=train)")
+    seeds = _count(len(opts.seeds), "seed")
+    results = {}
+    for name in names:
+        model, _ = runs.load_trained(config.run_dir, name)
+        results[name] = curves.robustness_curve(model, x, y, opts.eps_grid, attack=opts.attack, seeds=opts.seeds,
+                                                backend=opts.backend, **attack_kwargs(opts))
+        rows = curves.summary_rows({name: results[name]})
+        print(f"attack: {name} ({_describe_attack(opts)}, {len(y)} points, {seeds}): {_describe_curve(rows)}")
+    folder = os.path.join(config.run_dir, "attack")
+    curves.write_curves(os.path.join(folder, "curves"), results, dataset=data.name, options=dataclasses.asdict(opts))
+    plot = os.path.join(runs.plots_dir(config.run_dir), "attack_curves.png")
+    attack_plots.plot_robustness_curves(results, plot, norm=opts.norm, band=opts.band,
+                                        title=f"Accuracy under {_describe_attack(opts)}, {data.name}, "
+                                              f"{len(y)} test points")
+    print(f"attack: {len(results)} models -> {folder}/curves.csv, {plot}")
