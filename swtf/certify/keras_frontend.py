@@ -49,6 +49,11 @@ def _activation(builder, x, layer, activation):
     _refuse(layer, f"activation {name!r} (only relu, linear and a final softmax are supported)")
 
 
+def _sources(layer):
+    """The layer's own kernel and bias variables, which the node's float64 copies were read from."""
+    return {"kernel": layer.kernel, **({"bias": layer.bias} if layer.use_bias else {})}
+
+
 def _check_channels_last(layer):
     if getattr(layer, "data_format", "channels_last") != "channels_last":
         _refuse(layer, f"data_format {layer.data_format!r} (only channels_last)")
@@ -58,7 +63,7 @@ def _dense(layer, builder, x):
     if getattr(layer, "quantization_mode", None):
         _refuse(layer, f"quantized kernel ({layer.quantization_mode})")
     bias = _weight(layer.bias) if layer.use_bias else np.zeros(layer.units)
-    y = builder.dense(x, _weight(layer.kernel), bias, layer.name)
+    y = builder.dense(x, _weight(layer.kernel), bias, layer.name, _sources(layer))
     return _activation(builder, y, layer, layer.activation)
 
 
@@ -76,7 +81,7 @@ def _conv2d(layer, builder, x):
     else:
         pads = (0, 0, 0, 0)
     bias = _weight(layer.bias) if layer.use_bias else np.zeros(kernel.shape[3])
-    y = builder.conv2d(x, kernel, bias, strides, pads, layer.name)
+    y = builder.conv2d(x, kernel, bias, strides, pads, layer.name, _sources(layer))
     return _activation(builder, y, layer, layer.activation)
 
 

@@ -7,6 +7,10 @@ Every affine op y = L(x) + bias is given by two functions on batched tensors (le
 The bias (or shift) is kept apart in `TensorNode.bias`, broadcastable to the output shape. Interval
 propagation reuses `linear` with `TensorNode.abs_params` (|W|, |scale|) to map radii.
 
+`tensor_nodes(network, dtype)` holds the weights as constants (the float64 certification path); with
+`live=True` the weights a front-end read from variables are those variables, read at every call, so
+bounds follow training and their gradients reach the weights (certified training).
+
 Adding an affine op means adding one entry to `LINEAR_RULES`; the methods' drivers do not change.
 """
 
@@ -15,6 +19,8 @@ import dataclasses
 
 import numpy as np
 import tensorflow as tf
+
+from swtf.errors import SwtfError
 
 LinearRule = collections.namedtuple("LinearRule", "linear transpose")
 
@@ -104,8 +110,13 @@ class TensorNode:
     shape: tuple
     input_shapes: tuple
     params: dict
-    abs_params: dict
-    bias: object  # tf.Tensor broadcastable to (B, *shape), or None
+    weight_keys: tuple  # the params that are tensors (the others are ints and shapes)
+    bias: object  # tf.Tensor or variable broadcastable to (B, *shape), or None
+
+    @property
+    def abs_params(self):
+        """The params with every weight replaced by its absolute value (read now, for live weights)."""
+        return {**self.params, **{k: tf.abs(self.params[k]) for k in self.weight_keys}}
 
     @property
     def is_linear(self):
@@ -125,20 +136,33 @@ class TensorNode:
         return LINEAR_RULES[self.op].transpose(self.params, a, self.input_shapes)
 
 
-def _constants(params, dtype, transform=lambda v: v):
-    return {k: tf.constant(transform(v), dtype) if isinstance(v, np.ndarray) else v
-            for k, v in params.items()}
+def _weight(node, key, dtype, live):
+    """Param `key` of `node`: its live source variable (if `live` and it has one), else a constant."""
+    value = node.params[key]
+    if not isinstance(value, np.ndarray):
+        return value
+    source = node.sources.get(key) if live else None
+    if source is None:
+        return tf.constant(value, dtype)
+    if tf.as_dtype(source.dtype) != dtype:
+        raise SwtfError(f"layer {node.name!r}: live {key} is {tf.as_dtype(source.dtype).name}, bounds were "
+                        f"asked in {dtype.name}; bound live weights in their own dtype")
+    return source
 
 
-def tensor_nodes(network, dtype):
-    """The network's nodes as `TensorNode`s with constants of `dtype` (tf.float64 or tf.float32)."""
+def tensor_nodes(network, dtype, live=False):
+    """The network's nodes as `TensorNode`s of `dtype` (tf.float64 or tf.float32).
+
+    With `live`, weights that have a source variable (`Node.sources`) are that variable rather than a
+    constant copy; the variable's dtype must be `dtype`.
+    """
     nodes = []
     for node in network.nodes:
-        params = {k: v for k, v in node.params.items() if k not in ("bias", "shift")}
-        bias = node.params.get("bias", node.params.get("shift"))
+        params = {k: _weight(node, k, dtype, live) for k in node.params if k not in ("bias", "shift")}
+        bias_key = next((k for k in ("bias", "shift") if k in node.params), None)
         nodes.append(TensorNode(
             op=node.op, inputs=node.inputs, shape=node.shape,
-            input_shapes=tuple(network.nodes[i].shape for i in node.inputs),
-            params=_constants(params, dtype), abs_params=_constants(params, dtype, np.abs),
-            bias=None if bias is None else tf.constant(bias, dtype)))
+            input_shapes=tuple(network.nodes[i].shape for i in node.inputs), params=params,
+            weight_keys=tuple(k for k in params if isinstance(node.params[k], np.ndarray)),
+            bias=None if bias_key is None else _weight(node, bias_key, dtype, live)))
     return nodes

@@ -27,7 +27,9 @@ per-sample shape of its value (no batch axis, images as (H, W, C)). The primitiv
   add       - (two inputs)                          y = a + b (residual connections).
 
 Weights are NumPy float64 arrays converted exactly from the model's float32 weights; `forward` is the
-plain NumPy float64 reference evaluation used to check front-ends and methods.
+plain NumPy float64 reference evaluation used to check front-ends and methods. A node may also name the
+framework variables its weights were copied from (`Node.sources`, filled by the Keras front-end for dense
+and conv2d), so that certified training can bound the network with the live, trainable weights.
 """
 
 import dataclasses
@@ -43,13 +45,18 @@ LINEAR_OPS = ("dense", "conv2d", "reshape", "affine", "avg_pool", "add")
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Node:
-    """One primitive op: `op` applied to the values of nodes `inputs`, giving a value of `shape`."""
+    """One primitive op: `op` applied to the values of nodes `inputs`, giving a value of `shape`.
+
+    `sources` maps param names to the variables (e.g. Keras) the float64 copies in `params` were read
+    from; it is empty when the weights have no live source.
+    """
 
     op: str
     inputs: tuple
     params: dict
     shape: tuple
     name: str
+    sources: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(eq=False)
@@ -127,16 +134,17 @@ class NetworkBuilder:
     def shape(self, node_id):
         return self._nodes[node_id].shape
 
-    def dense(self, x, kernel, bias, name):
+    def dense(self, x, kernel, bias, name, sources=None):
         kernel, bias = np.asarray(kernel, np.float64), np.asarray(bias, np.float64)
         _finite(name, kernel=kernel, bias=bias)
         in_shape = self.shape(x)
         if kernel.ndim != 2 or kernel.shape[0] != in_shape[-1] or bias.shape != (kernel.shape[1],):
             raise SwtfError(f"layer {name!r}: dense kernel {kernel.shape} / bias {bias.shape} do not fit "
                             f"input shape {in_shape}")
-        return self._add("dense", (x,), {"kernel": kernel, "bias": bias}, in_shape[:-1] + (kernel.shape[1],), name)
+        return self._add("dense", (x,), {"kernel": kernel, "bias": bias}, in_shape[:-1] + (kernel.shape[1],), name,
+                         sources)
 
-    def conv2d(self, x, kernel, bias, strides, pads, name):
+    def conv2d(self, x, kernel, bias, strides, pads, name, sources=None):
         kernel, bias = np.asarray(kernel, np.float64), np.asarray(bias, np.float64)
         _finite(name, kernel=kernel, bias=bias)
         in_shape = self.shape(x)
@@ -150,7 +158,7 @@ class NetworkBuilder:
         if out_h < 1 or out_w < 1:
             raise SwtfError(f"layer {name!r}: kernel {kernel.shape[:2]} does not fit input {in_shape[:2]}")
         params = {"kernel": kernel, "bias": bias, "strides": strides, "pads": pads}
-        return self._add("conv2d", (x,), params, (out_h, out_w, kernel.shape[3]), name)
+        return self._add("conv2d", (x,), params, (out_h, out_w, kernel.shape[3]), name, sources)
 
     def relu(self, x, name):
         return self._add("relu", (x,), {}, self.shape(x), name)
@@ -198,8 +206,8 @@ class NetworkBuilder:
             raise SwtfError("the network output must be the last node added")
         return Network(list(self._nodes), stripped_softmax=stripped_softmax)
 
-    def _add(self, op, inputs, params, shape, name):
-        self._nodes.append(Node(op, tuple(inputs), params, tuple(shape), name))
+    def _add(self, op, inputs, params, shape, name, sources=None):
+        self._nodes.append(Node(op, tuple(inputs), params, tuple(shape), name, dict(sources or {})))
         return len(self._nodes) - 1
 
 

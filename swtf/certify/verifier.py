@@ -59,10 +59,11 @@ def _interval_exact_nodes(network):
 class Verifier:
     """Computes certified bounds for one network; build once, call many times (e.g. in bisection)."""
 
-    def __init__(self, network, dtype=tf.float64):
+    def __init__(self, network, dtype=tf.float64, live=False):
+        """`live`: bound with the weights' source variables, read at every call (see `tensor_nodes`)."""
         self.network = network
         self.dtype = dtype
-        self.nodes = tensor_nodes(network, dtype)
+        self.nodes = tensor_nodes(network, dtype, live)
         self.relu_ids = [i for i, node in enumerate(self.nodes) if node.op == "relu"]
         self._l2_ibp_frontier = _input_affine_frontier(network)
         self._interval_exact = _interval_exact_nodes(network)
