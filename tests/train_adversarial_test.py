@@ -1,16 +1,21 @@
 """PGD adversarial training: the in-graph attack stays in ball and box, the loss bounds the clean loss, the
 radius ramps, and a PGD-trained digits network is more robust than its standard-trained twin."""
 
+import re
+import types
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import swtf.attack
-from swtf import train
+from swtf import runs, train
+from swtf.config import Config
 from swtf.data import load_dataset
 from swtf.errors import SwtfError
 from swtf.models import build
+from swtf.modes import train as train_mode
 from swtf.train.adversarial import PGDTraining, pgd_examples
 
 EPS = 0.1
@@ -95,3 +100,47 @@ def test_pgd_training_is_more_robust_than_standard_training(digits):
                   loss_fn=loss_fn, quiet=True)
         robust[kind] = swtf.attack.robust_accuracy(model, digits.x_test, digits.y_test, EPS, steps=20, seed=0)
     assert robust["pgd"] > robust["standard"] + 0.05, robust
+
+
+TRAIN_FLAGS = dict(model_name="robust", training="pgd", train_eps=0.1, train_eps_ramp_epochs=1, train_pgd_steps=3,
+                   train_clean_weight=0.5, epochs=2)
+
+
+def train_options(**overrides):
+    return train_mode.options_from_flags(types.SimpleNamespace(**dict(TRAIN_FLAGS, **overrides)))
+
+
+@pytest.mark.parametrize("overrides,fragment", [
+    (dict(training="standard"), "--train_eps applies to adversarial training"),
+    (dict(train_eps=None), "needs --train_eps > 0"),
+    (dict(train_eps=0.0), "needs --train_eps > 0"),
+    (dict(train_eps_ramp_epochs=3), "--train_eps_ramp_epochs must be in [0, --epochs=2]"),
+    (dict(train_pgd_steps=0), "--train_pgd_steps"),
+    (dict(train_clean_weight=1.5), "--train_clean_weight"),
+])
+def test_train_mode_refuses_bad_adversarial_flags(overrides, fragment):
+    with pytest.raises(SwtfError, match=re.escape(fragment)):
+        train_options(**overrides)
+
+
+def test_train_mode_builds_the_pgd_loss_with_the_ramp_in_optimizer_steps():
+    opts = train_options()
+    assert train_mode.TRAINING_LOSSES["pgd"](opts, 21, 4) == PGDTraining(eps=0.1, steps=3, ramp_steps=21,
+                                                                         clean_weight=0.5, seed=4)
+    standard = train_options(training="standard", train_eps=None)
+    assert standard.training == "standard"
+    assert train_mode.TRAINING_LOSSES["standard"](standard, 21, 4) is train.cross_entropy_loss
+
+
+def test_train_mode_records_the_adversarial_settings(tmp_path, capsys):
+    config = Config(mode="train", dataset="digits", data_dir=None, run_dir=str(tmp_path), seed=0, quiet=True,
+                    val_fraction=0.1, train_limit=300, test_limit=100, model="snn", hparams={"width": 8},
+                    train=train.TrainOptions(epochs=2, batch_size=64, patience=2), options=train_options())
+    train_mode.run(config)
+    model, record = runs.load_trained(str(tmp_path), "robust")
+    assert record["metrics"]["training"] == "pgd"
+    assert record["metrics"]["adversarial"] == {"eps": 0.1, "norm": "linf", "pgd_steps": 3, "eps_ramp_epochs": 1,
+                                                "clean_weight": 0.5}
+    data = config.load_data()
+    assert record["metrics"]["test_accuracy"] == pytest.approx(train.accuracy(model, data.x_test, data.y_test))
+    assert "pgd eps 0.1 (3 steps, ramp over 1 epoch, clean weight 0.5) training" in capsys.readouterr().out
