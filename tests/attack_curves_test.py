@@ -56,7 +56,8 @@ def test_deterministic_attack_runs_once_and_equals_direct_call(digits_models):
 def test_cleverhans_backend_scores_cleverhans_examples(digits_models):
     models, x, y = digits_models
     model = models["wide"]
-    curve = curves.robustness_curve(model, x, y, (0.1,), seeds=(2,), backend="cleverhans", steps=5)
+    curve = curves.robustness_curve(model, x, y, (0.1,), seeds=(2,), backend="cleverhans", steps=5, restarts=1,
+                                    loss="ce")
     x_adv = cleverhans_pgd(model, x, y, 0.1, steps=5, seed=2)
     assert curve["backend"] == "cleverhans"
     assert curve["accuracy"] == [[1.0 - np.mean(np.argmax(np.asarray(model(x_adv, training=False)), 1) != y)]]

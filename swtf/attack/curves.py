@@ -27,7 +27,7 @@ _CLEVERHANS_ARGUMENTS = ("norm", "steps", "step_size", "random_start", "clip", "
 def _cleverhans_accuracy(model, x, y, eps, seed, kwargs):
     from swtf.attack.reference import cleverhans_pgd  # imports cleverhans only when asked for
 
-    kwargs = dict(kwargs)
+    kwargs = {key: kwargs[key] for key in _CLEVERHANS_ARGUMENTS if key in kwargs}  # drops restarts=1, loss="ce"
     rand_init = kwargs.pop("random_start", True)
     x_adv = cleverhans_pgd(model, x, y, eps, rand_init=rand_init, seed=seed, **kwargs)
     return float(1.0 - np.mean(is_adversarial(model, x_adv, y, batch_size=kwargs.get("batch_size", 256))))
