@@ -78,3 +78,26 @@ def test_divergence_and_bad_options_are_one_line_errors(digits):
         train.TrainOptions(learning_rate=-1.0)
     with pytest.raises(SwtfError, match="expected input shape"):
         train.predict_logits(model, np.zeros((2, 28, 28, 1), np.float32))
+
+
+def test_monitor_selects_the_kept_epoch_and_min_epochs_delays_stopping(digits):
+    """A monitor that prefers the last epoch keeps it even when clean accuracy peaked earlier."""
+    model = models.build("snn", digits.input_shape, 10, seed=0, width=16)
+    calls = []
+
+    def later_is_better(m):
+        calls.append(1)
+        return float(len(calls))
+
+    options = train.TrainOptions(epochs=4, patience=1, seed=0)
+    history = train.fit(model, (digits.x_train, digits.y_train), (digits.x_val, digits.y_val), options=options,
+                        monitor=("val_later", later_is_better), quiet=True)
+    assert history.best_epoch == 4 and history.best_score == 4.0
+    assert history["val_later"] == [1.0, 2.0, 3.0, 4.0]
+    assert history.best_val_accuracy == pytest.approx(train.accuracy(model, digits.x_val, digits.y_val))
+
+    falling = iter([0.9, 0.5, 0.4, 0.3])
+    worse = train.fit(models.build("snn", digits.input_shape, 10, seed=0, width=16), (digits.x_train, digits.y_train),
+                      (digits.x_val, digits.y_val), options=options, monitor=("val_falling", lambda m: next(falling)),
+                      min_epochs=3, quiet=True)
+    assert len(worse.epochs) == 3 and worse.best_epoch == 1  # patience 1 alone would have stopped after epoch 2

@@ -41,17 +41,22 @@ class TrainOptions:
 
 @dataclasses.dataclass
 class History:
-    """Per-epoch metrics of one `fit` call and the epoch whose weights were kept."""
+    """Per-epoch metrics of one `fit` call and the epoch whose weights were kept.
+
+    `best_val_accuracy` is the clean validation accuracy of the kept epoch.
+    """
 
     epochs: list = dataclasses.field(default_factory=list)
     best_epoch: int = -1
     best_val_accuracy: float = -1.0
+    best_score: float = -np.inf  # the monitored score of the kept epoch (val_accuracy unless a monitor is set)
 
     def __getitem__(self, key):
         return [row[key] for row in self.epochs]
 
     def as_dict(self):
-        return {"epochs": self.epochs, "best_epoch": self.best_epoch, "best_val_accuracy": self.best_val_accuracy}
+        return {"epochs": self.epochs, "best_epoch": self.best_epoch, "best_val_accuracy": self.best_val_accuracy,
+                "best_score": self.best_score}
 
 
 def cross_entropy_loss(model, batch, step):
@@ -102,7 +107,8 @@ def _batches(arrays, batch_size, seed):
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def fit(model, train, val, *, options, loss_fn=None, name="train", log_dir=None, quiet=False, callbacks=None):
+def fit(model, train, val, *, options, loss_fn=None, name="train", log_dir=None, quiet=False, callbacks=None,
+        monitor=None, min_epochs=0):
     """Trains `model` in place with Adam and early stopping; returns its `History`.
 
     Args:
@@ -116,6 +122,10 @@ def fit(model, train, val, *, options, loss_fn=None, name="train", log_dir=None,
       log_dir: if given, TensorBoard scalars (loss, val_accuracy, learning_rate) are written there.
       quiet: silences the progress bar.
       callbacks: Keras callbacks; the loop calls their train/epoch hooks (keras-tuner needs this).
+      monitor: optional `(name, score_fn)`; `score_fn(model) -> float` replaces clean validation accuracy as the
+        score that selects the kept weights and drives early stopping (e.g. certified or PGD accuracy on the
+        validation split for robust training). It is logged under `name` beside val_accuracy.
+      min_epochs: early stopping waits at least this many epochs (e.g. until an eps ramp has finished).
     """
     loss_fn = loss_fn or cross_entropy_loss
     train = tuple(np.asarray(a) for a in train)
@@ -159,16 +169,19 @@ def fit(model, train, val, *, options, loss_fn=None, name="train", log_dir=None,
         val_accuracy = accuracy(model, *val)
         logs = {"loss": float(np.mean(losses)), "val_accuracy": val_accuracy,
                 "learning_rate": float(keras.ops.convert_to_numpy(optimizer.learning_rate))}
+        score = val_accuracy
+        if monitor is not None:
+            score = logs[monitor[0]] = float(monitor[1](model))
         history.epochs.append({"epoch": epoch + 1, **logs})
         if writer is not None:
             with writer.as_default(step=epoch + 1):
                 for key, value in logs.items():
                     tf.summary.scalar(key, value)
-        if val_accuracy > history.best_val_accuracy:
-            history.best_epoch, history.best_val_accuracy = epoch + 1, val_accuracy
+        if score > history.best_score:
+            history.best_epoch, history.best_score, history.best_val_accuracy = epoch + 1, score, val_accuracy
             best_weights = [np.array(w) for w in model.get_weights()]
         callbacks.on_epoch_end(epoch, logs)
-        if epoch + 1 - history.best_epoch >= options.patience or model.stop_training:
+        if (epoch + 1 >= min_epochs and epoch + 1 - history.best_epoch >= options.patience) or model.stop_training:
             break
     model.set_weights(best_weights)
     callbacks.on_train_end({"val_accuracy": history.best_val_accuracy})
