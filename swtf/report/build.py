@@ -10,6 +10,7 @@ import os
 import numpy as np
 
 from swtf import io, runs
+from swtf.attack.plots import plot_robustness_curves
 from swtf.errors import SwtfError
 from swtf.report import plots, verdict
 from swtf.study.stages import artifact_path
@@ -84,8 +85,10 @@ def make_plots(config, metrics):
         made.append(("Pruning: accuracy against parameters", plots.pruning_accuracy_vs_params(
             metrics["prune"]["steps"], teacher, os.path.join(folder, "prune_accuracy_vs_params.png"))))
     if metrics["attack"]:
-        made.append(("Adversarial: accuracy under PGD against eps", plots.attack_curves(
-            metrics["attack"]["curves"], os.path.join(folder, "attack_curves.png"))))
+        path = os.path.join(folder, "attack_curves.png")
+        plot_robustness_curves(metrics["attack"]["curves"], path,
+                               title="Adversarial robustness (PGD; band = min-max over seeds)")
+        made.append(("Adversarial: accuracy under PGD against eps", path))
     if metrics.get("certified"):
         method = metrics["certify"]["methods"][0]
         radii = {n: np.where(metrics["certify"]["correct"][n], r[method], 0.0)

@@ -85,24 +85,6 @@ def pruning_accuracy_vs_params(steps, teacher, path):
     return _save(fig, path)
 
 
-def attack_curves(curves, path):
-    """Accuracy under PGD against eps, one line per model, shaded min-max band over seeds."""
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    for name, by_eps in curves.items():
-        eps = sorted(by_eps, key=float)
-        values = np.array([by_eps[e] for e in eps], dtype=float)
-        xs = [float(e) for e in eps]
-        line, = ax.plot(xs, values.mean(axis=1), marker="o", label=name)
-        ax.fill_between(xs, values.min(axis=1), values.max(axis=1), color=line.get_color(), alpha=0.2)
-    ax.set_xlabel(RADIUS_LABEL)
-    ax.set_ylabel("accuracy under PGD")
-    ax.set_ylim(0, 1.02)
-    ax.set_title("Adversarial robustness (PGD; band = spread over seeds)")
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    return _save(fig, path)
-
-
 def sorted_radii(radii_by_model, method, path):
     """Certified radii sorted in decreasing order against the fraction of test points."""
     fig, ax = plt.subplots(figsize=(6.5, 4.2))

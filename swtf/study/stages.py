@@ -4,7 +4,7 @@ Artifacts (under the run directory):
     models/<name>.keras|json          every trained model, its record carrying role, teacher and metrics
     study/students.json               one row per distilled student (every temperature), with "selected"
     study/prune.json                  the pruning steps of the best student of each teacher
-    study/attack.json                 accuracy under PGD over the eps grid, per model and seed
+    study/attack.json|csv             accuracy under PGD over the eps grid, per model and seed
     study/certify.json                certified radii per model on the same test points
 """
 
@@ -29,15 +29,6 @@ def artifact_path(config, name):
 def model_slug(text):
     """A file-safe model name from a student label such as "shallow_cnn:filters=8"."""
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
-
-
-def _records(config, role=None):
-    result = {}
-    for name in runs.list_trained(config.run_dir):
-        record = io.read_json(runs.record_path(config.run_dir, name))
-        if role is None or record["metrics"].get("role") == role:
-            result[name] = record
-    return result
 
 
 # --- teacher -------------------------------------------------------------------------------------------
@@ -122,14 +113,6 @@ def check_option(condition, message):
         raise SwtfError(message)
 
 
-def best_student_name(config, certifiable_only=True):
-    """The validation-best selected student (of a certifiable family if asked): the one the study prunes."""
-    candidates = [r for r in selected_students(config)
-                  if not certifiable_only or r["architecture"] in CERTIFIABLE_FAMILIES]
-    check_option(candidates, "no certifiable student to prune; add snn or shallow_cnn students to --study_students")
-    return max(candidates, key=lambda r: (r["val_accuracy"], -r["params"]))["name"]
-
-
 def to_float_list(values):
     return [float(v) for v in np.ravel(values)]
 
@@ -187,23 +170,19 @@ def evaluation_points(config, data):
 
 def run_attack(context):
     """Accuracy under PGD for every model of the study over the eps grid, once per seed (random starts)."""
-    from swtf import attack
+    from swtf.attack import curves as attack_curves
 
     config, data = context.config, context.data
     x, y = evaluation_points(config, data)
     opts = config.options
-    curves = {}
-    for name in study_models(config):
-        model, _ = runs.load_trained(config.run_dir, name)
-        curves[name] = {f"{eps:g}": [attack.robust_accuracy(model, x, y, eps, attack="pgd", steps=opts.attack_steps,
-                                                            restarts=opts.attack_restarts, seed=seed)
-                                     for seed in opts.seeds] for eps in opts.eps_grid}
-    io.write_json(artifact_path(config, "attack.json"), {"eps_grid": list(opts.eps_grid), "points": len(y),
-                                                         "seeds": list(opts.seeds), "curves": curves})
-    study_eps = f"{opts.eps:g}"
-    worst = {n: float(np.mean(c[study_eps])) for n, c in curves.items() if study_eps in c}
+    trained = {name: runs.load_trained(config.run_dir, name)[0] for name in study_models(config)}
+    curves = attack_curves.robustness_curves(trained, x, y, opts.eps_grid, attack="pgd", seeds=opts.seeds,
+                                             steps=opts.attack_steps, restarts=opts.attack_restarts)
+    attack_curves.write_curves(artifact_path(config, "attack"), curves, attack="pgd", norm="linf",
+                               steps=opts.attack_steps, restarts=opts.attack_restarts)
+    at_eps = {name: float(np.mean(c["accuracy"][list(c["eps"]).index(opts.eps)])) for name, c in curves.items()}
     return f"PGD on {len(y)} points, {len(curves)} models; accuracy at eps {opts.eps:g}: " + ", ".join(
-        f"{n} {a:.3f}" for n, a in worst.items())
+        f"{n} {a:.3f}" for n, a in at_eps.items())
 
 
 # --- certification -------------------------------------------------------------------------------------

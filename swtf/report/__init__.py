@@ -1,0 +1,1 @@
+"""The report: verdict statistics, plots and the HTML/Markdown pages built from a run's artifacts."""
