@@ -1,0 +1,6 @@
+"""ONNX for the certifier: `from_onnx` (import into a `Network`, checked against onnxruntime) and
+`export_onnx` (a Keras model to ONNX, checked against onnxruntime)."""
+
+from swtf.onnx.frontend import OnnxNetwork, check_against_runtime, from_onnx
+
+__all__ = ["OnnxNetwork", "check_against_runtime", "from_onnx"]

@@ -1,0 +1,110 @@
+"""Constant folding: NumPy evaluation of ONNX nodes whose inputs are all constants.
+
+Initializer-only sub-graphs (a weight transposed or scaled, BatchNormalization statistics, the shape
+arithmetic Shape -> Gather -> Concat -> Reshape that exporters emit) are evaluated once here, so the
+translation sees plain arrays. Each rule follows the ONNX operator's definition for the cases exporters
+produce; an op outside the table is refused by name (`fold` raises KeyError, the caller names the node).
+"""
+
+import numpy as np
+from onnx import helper, numpy_helper
+
+
+def attributes(node):
+    """{name: Python value} of an ONNX node's attributes."""
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _constant(attrs):
+    if "value" in attrs:
+        return numpy_helper.to_array(attrs["value"])
+    for key, dtype in (("value_float", np.float32), ("value_floats", np.float32), ("value_int", np.int64),
+                       ("value_ints", np.int64)):
+        if key in attrs:
+            return np.asarray(attrs[key], dtype)
+    raise KeyError("Constant without a value, value_float(s) or value_int(s) attribute")
+
+
+def _axes(attrs, inputs):
+    """Axes from the `axes` input (opset >= 13) or attribute (older opsets), or None."""
+    if len(inputs) > 1 and inputs[1] is not None:
+        return tuple(int(a) for a in inputs[1])
+    return tuple(attrs["axes"]) if "axes" in attrs else None
+
+
+def _unsqueeze(attrs, x, *rest):
+    axes = _axes(attrs, (x,) + rest)
+    rank = x.ndim + len(axes)
+    for axis in sorted(a % rank for a in axes):
+        x = np.expand_dims(x, axis)
+    return x
+
+
+def _squeeze(attrs, x, *rest):
+    axes = _axes(attrs, (x,) + rest)
+    return np.squeeze(x, axis=axes)
+
+
+def _flatten(attrs, x):
+    axis = attrs.get("axis", 1) % max(x.ndim, 1) if x.ndim else 0
+    return x.reshape(int(np.prod(x.shape[:axis])), -1)
+
+
+def reshape_target(shape, target, allowzero=0):
+    """ONNX Reshape's output shape: 0 copies the input dimension (unless allowzero), -1 is inferred."""
+    target = [int(t) for t in target]
+    if not allowzero:
+        target = [shape[i] if t == 0 else t for i, t in enumerate(target)]
+    return np.empty(tuple(shape), np.int8).reshape(target).shape
+
+
+def _slice(attrs, x, starts, ends, axes=None, steps=None):
+    axes = range(len(starts)) if axes is None else axes
+    steps = [1] * len(starts) if steps is None else steps
+    index = [slice(None)] * x.ndim
+    for start, end, axis, step in zip(starts, ends, axes, steps):
+        index[int(axis)] = slice(int(start), int(end), int(step))
+    return x[tuple(index)]
+
+
+def _div(attrs, a, b):
+    if np.issubdtype(a.dtype, np.integer) and np.issubdtype(b.dtype, np.integer):
+        return (np.trunc(a / b)).astype(a.dtype)
+    return np.divide(a, b)
+
+
+_RULES = {
+    "Constant": lambda attrs: _constant(attrs),
+    "Identity": lambda attrs, x: x,
+    "Cast": lambda attrs, x: x.astype(helper.tensor_dtype_to_np_dtype(attrs["to"])),
+    "Add": lambda attrs, a, b: a + b,
+    "Sub": lambda attrs, a, b: a - b,
+    "Mul": lambda attrs, a, b: a * b,
+    "Div": _div,
+    "Neg": lambda attrs, x: -x,
+    "Sqrt": lambda attrs, x: np.sqrt(x),
+    "Reciprocal": lambda attrs, x: 1 / x,
+    "MatMul": lambda attrs, a, b: np.matmul(a, b),
+    "Transpose": lambda attrs, x: np.transpose(x, attrs.get("perm")),
+    "Reshape": lambda attrs, x, shape: x.reshape(reshape_target(x.shape, shape, attrs.get("allowzero", 0))),
+    "Flatten": _flatten,
+    "Unsqueeze": _unsqueeze,
+    "Squeeze": _squeeze,
+    "Concat": lambda attrs, *xs: np.concatenate(xs, axis=attrs["axis"]),
+    "Gather": lambda attrs, x, indices: np.take(x, indices, axis=attrs.get("axis", 0)),
+    "Slice": _slice,
+}
+
+FOLDABLE = tuple(_RULES)
+
+
+def fold(node, values):
+    """The output arrays of `node` evaluated on the constant input arrays `values` (None: omitted)."""
+    result = _RULES[node.op_type](attributes(node), *values)
+    return [np.asarray(result)]
+
+
+def initializers(graph):
+    """{name: array} of the graph's initializers."""
+    return {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+
