@@ -1,0 +1,79 @@
+"""Complete check of one disjunct by MILP: the big-M encoding of `swtf.certify.milp` plus its output rows.
+
+For rows `matrix @ y <= offset` over the box, with t a free variable:
+
+    minimise t   subject to   matrix_i @ y(v) - offset_i <= t  for every row i,   v in the encoding,
+
+so the optimum t* is the smallest achievable largest violation. t* <= 0 (< 0 for strict rows) at a
+point means that point meets the disjunct; HiGHS's proven lower bound of t* above `MILP_TOL` refutes
+the disjunct (exact up to solver tolerances, as for `swtf.certify.verify_exact`).
+"""
+
+import time
+import weakref
+
+import numpy as np
+from scipy import optimize, sparse
+
+from swtf.certify.exact import MARGIN_TOL, box_preactivation_bounds
+from swtf.certify.milp import MIP_REL_GAP, Encoding, Solution, affine_maps
+from swtf.vnnlib.incomplete import network_box
+
+MILP_TOL = MARGIN_TOL
+SIGN_GAP = 0.9
+_MAPS = weakref.WeakKeyDictionary()  # Network -> affine_maps
+
+
+def encode(net, disjunct):
+    """The MILP `Encoding` of the network over the disjunct's box (pre-activation bounds: CROWN and IBP)."""
+    network = net.network
+    if network not in _MAPS:
+        _MAPS[network] = affine_maps(network)
+    box = network_box(net, disjunct)
+    bounds = box_preactivation_bounds(network, box)
+    return Encoding(network, _MAPS[network], tuple(b.numpy()[0] for b in box),
+                    {k: (lo[0], hi[0]) for k, (lo, hi) in bounds.items()})
+
+
+def decide(net, encoding, disjunct, time_limit):
+    """`Solution` of min t, stopped as soon as its sign is settled where possible.
+
+    A first solve stops at relative gap SIGN_GAP, i.e. once the proven bound is above (1 - SIGN_GAP) times
+    a positive optimum; only if that leaves the sign open (a bound of at most MILP_TOL and no point of
+    non-positive value) is the problem solved again to MIP_REL_GAP in the remaining time.
+    """
+    deadline = time.perf_counter() + time_limit
+    solution = minimize_violation(net, encoding, disjunct, time_limit, SIGN_GAP)
+    if solution.status == "optimal" and solution.bound <= MILP_TOL and not solution.value <= 0:
+        solution = minimize_violation(net, encoding, disjunct, deadline - time.perf_counter(), MIP_REL_GAP)
+    return solution
+
+
+def minimize_violation(net, encoding, disjunct, time_limit, gap=MIP_REL_GAP):
+    """`Solution` of min t (see the module docstring) to relative gap `gap`; `point` in ONNX input order."""
+    if time_limit <= 0:
+        return Solution("time_limit", np.inf, -np.inf, None, "no time left")
+    rows = net.output_rows(disjunct.matrix).reshape(len(disjunct.offset), -1)
+    output = encoding.output
+    num_vars = output.matrix.shape[1]
+    violation = sparse.hstack([sparse.csr_array(rows) @ output.matrix, -np.ones((len(rows), 1))]).tocsr()
+    limits = disjunct.offset - rows @ output.offset
+    base = encoding.constraints
+    constraints = [optimize.LinearConstraint(sparse.hstack([base.A, sparse.csr_array((base.A.shape[0], 1))]),
+                                             base.lb, base.ub),
+                   optimize.LinearConstraint(violation, -np.inf, limits)]
+    objective = np.zeros(num_vars + 1)
+    objective[-1] = 1.0
+    result = optimize.milp(objective, integrality=np.append(encoding.integrality, 0),
+                           bounds=optimize.Bounds(np.append(encoding.var_lower, -np.inf),
+                                                  np.append(encoding.var_upper, np.inf)),
+                           constraints=constraints,
+                           options={"time_limit": float(time_limit), "mip_rel_gap": gap, "disp": False})
+    status = {0: "optimal", 1: "time_limit"}.get(result.status, "failed")
+    found = result.x is not None
+    dual = getattr(result, "mip_dual_bound", None)
+    if status == "optimal" and encoding.num_binaries == 0:
+        dual = result.fun
+    bound = -np.inf if dual is None or not np.isfinite(dual) else float(dual)
+    point = net.from_network(result.x[None, :encoding.input_size])[0] if found else None
+    return Solution(status, float(result.fun) if found else np.inf, bound, point, result.message)
