@@ -72,8 +72,13 @@ class ExactBounds:
 
 def preactivation_bounds(network, x, eps, clip):
     """{ReLU input node id: (lower, upper)}, each (N, *shape): full CROWN intersected with IBP, float64."""
-    verifier = api.verifier_for(network)
     inputs = input_set("linf", tf.constant(x, tf.float64), tf.constant(eps, tf.float64), clip)
+    return box_preactivation_bounds(network, inputs)
+
+
+def box_preactivation_bounds(network, inputs):
+    """`preactivation_bounds` over any float64 input set `inputs`, e.g. a `perturbation.LinfBox`."""
+    verifier = api.verifier_for(network)
     boxes = verifier.interval_bounds(inputs)
     relaxations, bounds = {}, {}
     for r in verifier.relu_ids:
