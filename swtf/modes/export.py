@@ -1,4 +1,5 @@
-"""`--mode=export`: writes a trained model of the run as a SavedModel under `saved_models/`."""
+"""`--mode=export`: writes a trained model of the run as a SavedModel (or, with `--export_format=onnx`, an
+ONNX file checked against onnxruntime) under `saved_models/`."""
 
 import dataclasses
 import os
@@ -8,10 +9,12 @@ from absl import flags
 
 from swtf import export, runs
 from swtf.errors import SwtfError
+from swtf.onnx import export as onnx_export
 
 flags.DEFINE_string("export_model", "teacher", "Name of the run's trained model to export.")
-flags.DEFINE_string("export_dir", None, "Destination folder (default: saved_models/<run>_<model>).")
-flags.DEFINE_enum("export_format", "savedmodel", ["savedmodel"], "Export format.")
+flags.DEFINE_string("export_dir", None, "Destination folder, or .onnx file (default: saved_models/<run>_<model>"
+                                        "[.onnx]).")
+flags.DEFINE_enum("export_format", "savedmodel", ["savedmodel", "onnx"], "Export format.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,9 +34,15 @@ def run(config):
     opts = config.options
     model, _ = runs.load_trained(config.run_dir, opts.model_name)
     run_name = os.path.basename(os.path.normpath(config.run_dir))
+    probe = np.random.default_rng(config.seed).random((8,) + tuple(model.input_shape_), dtype=np.float32)
+    if opts.export_format == "onnx":
+        path = opts.export_dir or os.path.join("saved_models", f"{run_name}_{opts.model_name}.onnx")
+        gap = onnx_export.export_onnx(model, path, model.input_shape_, probe)
+        print(f"export: {opts.model_name} -> {path} (ONNX opset {onnx_export.OPSET}, input "
+              f"{onnx_export.INPUT_NAME!r}; onnxruntime check max |diff| {gap:.2g})")
+        return
     path = opts.export_dir or os.path.join("saved_models", f"{run_name}_{opts.model_name}")
     export.export_saved_model(model, path, model.input_shape_)
-    probe = np.random.default_rng(config.seed).random((8,) + tuple(model.input_shape_), dtype=np.float32)
     gap = float(np.max(np.abs(export.load_serving_function(path)(probe) - np.asarray(model(probe)))))
     if gap > 1e-5:
         raise SwtfError(f"exported SavedModel at {path} differs from the Keras model by {gap:.3g}; not exported")
