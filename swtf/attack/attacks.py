@@ -13,7 +13,7 @@ from swtf.attack.iterative import AttackConfig, run_attack
 
 
 def pgd(model, x, y, eps, *, norm="linf", steps=40, step_size=None, restarts=1, random_start=True,
-        clip=(0.0, 1.0), targeted=False, loss="ce", seed=0, batch_size=256):
+        clip=(0.0, 1.0), targeted=False, loss="ce", seed=0, batch_size=256, first_index=0):
     """Projected gradient descent (Madry et al., 2018) with random restarts.
 
     Args:
@@ -31,6 +31,8 @@ def pgd(model, x, y, eps, *, norm="linf", steps=40, step_size=None, restarts=1, 
       loss: "ce" (cross-entropy) or "margin" (logit margin, Carlini & Wagner).
       seed: seeds the random starts; the same seed and batch size give the same result.
       batch_size: examples attacked at once.
+      first_index: `x` is the points first_index.. of a larger set; each point gets the random start it
+        gets when the whole set is attacked (so shards of a set reproduce it point for point).
 
     Returns:
       x_adv: float32 array shaped like x.
@@ -40,7 +42,8 @@ def pgd(model, x, y, eps, *, norm="linf", steps=40, step_size=None, restarts=1, 
     step_size = 2.5 * eps / steps if step_size is None else step_size
     config = AttackConfig(norm=norm, steps=steps, restarts=restarts, random_start=random_start, loss=loss,
                           targeted=targeted, clip=clip)
-    return run_attack(model, x, y, eps, step_size, config, seed=seed, batch_size=batch_size)
+    return run_attack(model, x, y, eps, step_size, config, seed=seed, batch_size=batch_size,
+                      first_index=first_index)
 
 
 def bim(model, x, y, eps, *, norm="linf", steps=40, step_size=None, clip=(0.0, 1.0), targeted=False,

@@ -14,7 +14,7 @@ import numpy as np
 from swtf import io
 from swtf.attack import inputs
 from swtf.attack.attacks import ATTACKS
-from swtf.attack.evaluation import is_adversarial, robust_accuracy
+from swtf.attack.evaluation import is_adversarial
 from swtf.errors import SwtfError
 
 BACKENDS = ("swtf", "cleverhans")
@@ -24,13 +24,13 @@ SUMMARY_COLUMNS = ("model", "eps", "mean", "std", "min", "max", "seeds", "points
 _CLEVERHANS_ARGUMENTS = ("norm", "steps", "step_size", "random_start", "clip", "batch_size")
 
 
-def _cleverhans_accuracy(model, x, y, eps, seed, kwargs):
+def _cleverhans_fooled(model, x, y, eps, seed, kwargs):
     from swtf.attack.reference import cleverhans_pgd  # imports cleverhans only when asked for
 
     kwargs = {key: kwargs[key] for key in _CLEVERHANS_ARGUMENTS if key in kwargs}  # drops restarts=1, loss="ce"
     rand_init = kwargs.pop("random_start", True)
     x_adv = cleverhans_pgd(model, x, y, eps, rand_init=rand_init, seed=seed, **kwargs)
-    return float(1.0 - np.mean(is_adversarial(model, x_adv, y, batch_size=kwargs.get("batch_size", 256))))
+    return is_adversarial(model, x_adv, y, batch_size=kwargs.get("batch_size", 256))
 
 
 def check_backend(attack, backend, kwargs):
@@ -50,6 +50,74 @@ def check_backend(attack, backend, kwargs):
         raise SwtfError(f"cleverhans's PGD takes no {', '.join(unknown)}; it takes {', '.join(_CLEVERHANS_ARGUMENTS)}")
 
 
+def _check_curve_arguments(attack, backend, eps_grid, seeds, attack_kwargs):
+    check_backend(attack, backend, attack_kwargs)
+    eps_grid = [inputs.check_radius("eps", eps) for eps in eps_grid]
+    seeds = [int(s) for s in seeds]
+    if not eps_grid or not seeds:
+        raise SwtfError(f"need at least one eps and one seed, got eps_grid={eps_grid}, seeds={seeds}")
+    if attack not in RANDOMIZED_ATTACKS and len(seeds) > 1:
+        raise SwtfError(f"{attack} has no random start, so every seed gives the same curve; pass one seed")
+    if "seed" in attack_kwargs:
+        raise SwtfError("pass seeds=(...) to robustness_curve, not seed=")
+    if attack_kwargs.get("targeted"):
+        raise SwtfError("robustness curves measure untargeted robustness; drop targeted=True")
+    return eps_grid, seeds
+
+
+def point_outcomes(model, x, y, eps_grid, *, attack="pgd", seeds=(0,), backend="swtf", first_index=0,
+                   **attack_kwargs):
+    """Per point, whether the model still classifies it correctly under `attack`, at every eps and seed.
+
+    Arguments as for `robustness_curve`; `first_index`: `x` is the points first_index.. of a larger set
+    (swtf backend), and each point is attacked from the random start it gets when the whole set is.
+
+    Returns:
+      {"eps": [..], "seeds": [..], "correct": [[[bool per point] for each seed] for each eps]}.
+    """
+    eps_grid, seeds = _check_curve_arguments(attack, backend, eps_grid, seeds, attack_kwargs)
+    if first_index and backend != "swtf":
+        raise SwtfError(f"the {backend} backend draws random starts for the whole batch, so it cannot attack a "
+                        f"shard of the points; shard with backend='swtf'")
+    batch_size = attack_kwargs.get("batch_size", 256)
+    clean = ~is_adversarial(model, x, y, batch_size=batch_size)
+
+    def correct(eps, seed):
+        if eps == 0:
+            return clean
+        if backend == "cleverhans":
+            return ~_cleverhans_fooled(model, x, y, eps, seed, attack_kwargs)
+        seeded = {"seed": seed} if attack in RANDOMIZED_ATTACKS else {}
+        shard = {"first_index": first_index} if first_index and attack in RANDOMIZED_ATTACKS else {}
+        x_adv = ATTACKS[attack](model, x, y, eps, **seeded, **shard, **attack_kwargs)
+        return ~is_adversarial(model, x_adv, y, batch_size=batch_size)
+
+    return {"eps": eps_grid, "seeds": seeds,
+            "correct": [[[bool(c) for c in correct(eps, s)] for s in seeds] for eps in eps_grid]}
+
+
+def curve_from_outcomes(outcomes, *, attack, backend, settings):
+    """The curve of `robustness_curve` from `point_outcomes` (possibly shards' outcomes concatenated)."""
+    def accuracy(correct):
+        return float(1.0 - np.mean(~np.asarray(correct, bool))) if len(correct) else float("nan")
+
+    points = len(outcomes["correct"][0][0])
+    return {"attack": attack, "backend": backend, "settings": dict(settings), "points": points,
+            "eps": list(outcomes["eps"]), "seeds": list(outcomes["seeds"]),
+            "accuracy": [[accuracy(c) for c in per_seed] for per_seed in outcomes["correct"]],
+            "correct": outcomes["correct"]}
+
+
+def concatenate_outcomes(parts):
+    """The outcomes of consecutive shards of a point set, joined into those of the whole set."""
+    first = parts[0]
+    if any(part["eps"] != first["eps"] or part["seeds"] != first["seeds"] for part in parts):
+        raise SwtfError("shards were attacked over different eps grids or seeds; rerun them with the same flags")
+    return {"eps": first["eps"], "seeds": first["seeds"],
+            "correct": [[sum((part["correct"][e][s] for part in parts), []) for s in range(len(first["seeds"]))]
+                        for e in range(len(first["eps"]))]}
+
+
 def robustness_curve(model, x, y, eps_grid, *, attack="pgd", seeds=(0,), backend="swtf", **attack_kwargs):
     """Accuracy under `attack` at every eps of `eps_grid` and every seed, on exactly the points `x`, `y`.
 
@@ -64,30 +132,10 @@ def robustness_curve(model, x, y, eps_grid, *, attack="pgd", seeds=(0,), backend
 
     Returns:
       {"attack", "backend", "settings": attack_kwargs, "points": N, "eps": [..], "seeds": [..],
-       "accuracy": [[accuracy for each seed] for each eps]}.
+       "accuracy": [[accuracy for each seed] for each eps], "correct": per point, as in `point_outcomes`}.
     """
-    check_backend(attack, backend, attack_kwargs)
-    eps_grid = [inputs.check_radius("eps", eps) for eps in eps_grid]
-    seeds = [int(s) for s in seeds]
-    if not eps_grid or not seeds:
-        raise SwtfError(f"need at least one eps and one seed, got eps_grid={eps_grid}, seeds={seeds}")
-    if attack not in RANDOMIZED_ATTACKS and len(seeds) > 1:
-        raise SwtfError(f"{attack} has no random start, so every seed gives the same curve; pass one seed")
-    if "seed" in attack_kwargs:
-        raise SwtfError("pass seeds=(...) to robustness_curve, not seed=")
-    batch_size = attack_kwargs.get("batch_size", 256)
-    clean = float(1.0 - np.mean(is_adversarial(model, x, y, batch_size=batch_size))) if len(y) else float("nan")
-
-    def accuracy(eps, seed):
-        if eps == 0:
-            return clean
-        if backend == "cleverhans":
-            return _cleverhans_accuracy(model, x, y, eps, seed, attack_kwargs)
-        seeded = {"seed": seed} if attack in RANDOMIZED_ATTACKS else {}
-        return robust_accuracy(model, x, y, eps, attack, **seeded, **attack_kwargs)
-
-    return {"attack": attack, "backend": backend, "settings": dict(attack_kwargs), "points": int(len(y)),
-            "eps": eps_grid, "seeds": seeds, "accuracy": [[accuracy(eps, s) for s in seeds] for eps in eps_grid]}
+    outcomes = point_outcomes(model, x, y, eps_grid, attack=attack, seeds=seeds, backend=backend, **attack_kwargs)
+    return curve_from_outcomes(outcomes, attack=attack, backend=backend, settings=attack_kwargs)
 
 
 def robustness_curves(models, x, y, eps_grid, **kwargs):

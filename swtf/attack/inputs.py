@@ -36,6 +36,13 @@ def check_count(name, value):
     return int(value)
 
 
+def check_index(name, value):
+    """Positions in a point set are integers >= 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise SwtfError(f"{name} must be an integer >= 0, got {value!r}")
+    return int(value)
+
+
 def check_choice(name, value, choices):
     if value not in choices:
         raise SwtfError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")

@@ -45,7 +45,10 @@ _COMPILED = weakref.WeakKeyDictionary()
 
 
 def compiled_attack(model, config, example_shape):
-    """The cached `tf.function(x, y, eps, step_size, seed) -> (x_best, success, margin)` for a batch."""
+    """The cached `tf.function(x, y, eps, step_size, seed, skip) -> (x_best, success, margin)` for a batch.
+
+    `skip`: `x` is rows skip.. of the batch the seed belongs to (see `lp_balls.random_start`).
+    """
     per_model = _COMPILED.setdefault(model, {})
     key = (config, example_shape)
     if key not in per_model:
@@ -74,15 +77,16 @@ def _build(model_ref, config, example_shape):
 
     @tf.function(input_signature=[
         tf.TensorSpec((None,) + example_shape, tf.float32), tf.TensorSpec((None,), tf.int32),
-        tf.TensorSpec((), tf.float32), tf.TensorSpec((), tf.float32), tf.TensorSpec((2,), tf.int64)])
-    def attack_batch(x, y, eps, step_size, seed):
+        tf.TensorSpec((), tf.float32), tf.TensorSpec((), tf.float32), tf.TensorSpec((2,), tf.int64),
+        tf.TensorSpec((), tf.int32)])
+    def attack_batch(x, y, eps, step_size, seed, skip):
         model = model_ref()
         batch = tf.shape(x)[0]
         best = (x, tf.zeros([batch], tf.bool), tf.fill([batch], np.float32(np.inf)))
         for restart in tf.range(config.restarts):
             if config.random_start:
                 x_t = lp_balls.random_start(x, eps, norm, clip, tf.random.experimental.stateless_fold_in(
-                    seed, tf.cast(restart, tf.int64)))
+                    seed, tf.cast(restart, tf.int64)), skip)
             else:
                 x_t = x
             velocity = tf.zeros_like(x)
@@ -97,11 +101,13 @@ def _build(model_ref, config, example_shape):
     return attack_batch
 
 
-def run_attack(model, x, y, eps, step_size, config, *, seed=0, batch_size=256):
+def run_attack(model, x, y, eps, step_size, config, *, seed=0, batch_size=256, first_index=0):
     """Runs the attack described by `config` on NumPy `x`, `y` in batches; returns x_adv (float32).
 
     Batch `b` draws its random starts from the stateless seed (seed, b), so results are reproducible
-    for a given seed and batch size.
+    for a given seed and batch size. `first_index`: `x` is the points first_index.. of a larger set;
+    batches are then cut where they are in that set and each point gets the random start it gets when
+    the whole set is attacked (how a shard reproduces the unsharded attack point for point).
     """
     eps = inputs.check_radius("eps", eps)
     step_size = inputs.check_radius("step_size", step_size)
@@ -116,7 +122,12 @@ def run_attack(model, x, y, eps, step_size, config, *, seed=0, batch_size=256):
         return x
     inputs.check_labels(y, int(model(x[:1], training=False).shape[-1]))
     attack_batch = compiled_attack(model, config, x.shape[1:])
-    x_adv = [attack_batch(x[i:i + batch_size], y[i:i + batch_size], eps, step_size,
-                          tf.constant([seed, i // batch_size], tf.int64))[0].numpy()
-             for i in range(0, len(x), batch_size)]
+    first_index = inputs.check_index("first_index", first_index)
+    bounds = sorted({0, len(x)} | set(range(-first_index % batch_size, len(x), batch_size)))
+    x_adv = []
+    for start, stop in zip(bounds, bounds[1:]):
+        index = first_index + start
+        x_adv.append(attack_batch(x[start:stop], y[start:stop], eps, step_size,
+                                  tf.constant([seed, index // batch_size], tf.int64),
+                                  tf.constant(index % batch_size, tf.int32))[0].numpy())
     return np.concatenate(x_adv)

@@ -51,14 +51,16 @@ def project(x_adv, x, eps, norm, clip):
     return tf.clip_by_value(x + delta, clip[0], clip[1])
 
 
-def random_start(x, eps, norm, clip, seed):
+def random_start(x, eps, norm, clip, seed, skip=0):
     """A point drawn uniformly from the `norm` ball of radius `eps` around each `x`, clipped to the box.
 
     L-inf: independent uniform coordinates in [-eps, eps]. L2: a Gaussian direction scaled to radius
     eps * u^(1/d), u ~ U(0, 1), d the input dimension (uniform in volume). `seed` is a stateless
-    seed, shape (2,), so the same seed gives the same start.
+    seed, shape (2,), so the same seed gives the same start. `skip`: `x` is rows skip.. of a batch; the
+    draws fill rows in order, so each row gets the start it gets when the whole batch is attacked.
     """
-    shape = tf.shape(x)
+    skip = tf.cast(skip, tf.int32)
+    shape = tf.concat([[tf.shape(x)[0] + skip], tf.shape(x)[1:]], axis=0)
     if norm == "linf":
         delta = tf.random.stateless_uniform(shape, seed, minval=-1.0, maxval=1.0) * eps
     else:
@@ -68,4 +70,4 @@ def random_start(x, eps, norm, clip, seed):
         radius_shape = tf.concat([shape[:1], tf.ones_like(shape[1:])], axis=0)
         radius = eps * tf.random.stateless_uniform(radius_shape, radius_seed) ** (1.0 / dim)
         delta = direction / l2_norm(direction) * radius
-    return project(x + delta, x, eps, norm, clip)
+    return project(x + delta[skip:], x, eps, norm, clip)

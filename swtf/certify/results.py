@@ -27,7 +27,7 @@ class SoundnessError(RuntimeError):
     """A point proven robust was attacked successfully: a bug in a certifier, never bad input."""
 
 
-def _pgd_attacked(model, network, x, y, eps, norm, seed):
+def _pgd_attacked(model, network, x, y, eps, norm, seed, first_index):
     """(N,) bools: PGD found a point the Keras model misclassifies; (N,) bools: float64 agrees; or (None, None)."""
     try:
         from swtf import attack
@@ -36,7 +36,7 @@ def _pgd_attacked(model, network, x, y, eps, norm, seed):
     if not isinstance(model, keras.Model):
         return None, None
     x_adv = attack.pgd(model, x.astype(np.float32), y, eps, norm=norm, steps=PGD_STEPS, restarts=PGD_RESTARTS,
-                       seed=seed)
+                       seed=seed, first_index=first_index)
     attacked = attack.is_adversarial(model, x_adv, y)
     logits = forward(network, x_adv)
     reference = np.argmax(logits, axis=1) != y
@@ -58,7 +58,8 @@ def _check_soundness(name, method, eps, certified, confirmed_attacks, exact):
         raise SoundnessError(f"soundness bug on model {name!r} at eps {eps:g}: " + "; ".join(clashes))
 
 
-def certify_points(model, x, y, *, name, eps, norm, method, max_radius, exact_time_limit=0.0, seed=0):
+def certify_points(model, x, y, *, name, eps, norm, method, max_radius, exact_time_limit=0.0, seed=0,
+                   first_index=0):
     """Certifies one model on points `x`, `y`; returns (rows, summary).
 
     Args:
@@ -67,6 +68,8 @@ def certify_points(model, x, y, *, name, eps, norm, method, max_radius, exact_ti
       eps, norm, method, max_radius: as for `swtf.certify.certified_radius` and `margin_bounds`.
       exact_time_limit: seconds per point for `verify_exact` at `eps` (0: skip; L-inf only).
       seed: PGD's seed.
+      first_index: `x` is the points first_index.. of a larger set (a shard): rows carry those indices and
+        PGD starts each point where it starts when the whole set is certified.
 
     Returns:
       rows: one dict per point with `COLUMNS` ('seconds' is the point's share of the batched time).
@@ -80,22 +83,38 @@ def certify_points(model, x, y, *, name, eps, norm, method, max_radius, exact_ti
     certified = (api.margin_bounds(network, x, y, eps, norm=norm, method=method) > 0).all(axis=1)
     certify_seconds = time.perf_counter() - start
     exact = verify_exact(model, x, y, eps, time_limit=exact_time_limit) if exact_time_limit > 0 else None
-    attacked, confirmed = _pgd_attacked(model, network, x, y, eps, norm, seed)
+    attacked, confirmed = _pgd_attacked(model, network, x, y, eps, norm, seed, first_index)
     _check_soundness(name, method, eps, certified, confirmed, exact)
-    rows = [{"index": n, "label": int(y[n]), "predicted": int(predicted[n]), "radius": float(radius[n]),
+    rows = [{"index": first_index + n, "label": int(y[n]), "predicted": int(predicted[n]), "radius": float(radius[n]),
              "certified": bool(certified[n]), "seconds": certify_seconds / max(len(x), 1),
              "pgd_attacked": None if attacked is None else bool(attacked[n]),
              "exact": None if exact is None else exact[n].status} for n in range(len(x))]
+    summary = summarise_points(rows, name=name, method=method, norm=norm, eps=eps,
+                               seconds=time.perf_counter() - start, certify_seconds=certify_seconds,
+                               exact_time_limit=exact_time_limit)
+    return rows, summary
+
+
+def summarise_points(rows, *, name, method, norm, eps, seconds, certify_seconds, exact_time_limit=0.0):
+    """The summary of `certify_points` from its rows (those of one run, or of its shards concatenated).
+
+    Clean and certified accuracy at eps, mean radius (misclassified points count 0), median radius, PGD
+    accuracy (None without a Keras model), exact MILP counts (where `exact_time_limit` > 0), seconds.
+    """
+    predicted = np.array([row["predicted"] for row in rows])
+    labels = np.array([row["label"] for row in rows])
+    radius = np.array([row["radius"] for row in rows], np.float64)
+    attacked = None if not rows or rows[0]["pgd_attacked"] is None else np.array([r["pgd_attacked"] for r in rows])
     summary = {
-        "model": name, "method": method, "norm": norm, "eps": eps, "points": len(x),
-        "clean_accuracy": float(np.mean(predicted == y)),
-        "certified_accuracy": float(np.mean(certified)),
+        "model": name, "method": method, "norm": norm, "eps": eps, "points": len(rows),
+        "clean_accuracy": float(np.mean(predicted == labels)),
+        "certified_accuracy": float(np.mean(np.array([row["certified"] for row in rows], bool))),
         "mean_radius": float(np.mean(radius)), "median_radius": float(np.median(radius)),
         "pgd_accuracy": None if attacked is None else float(np.mean(~attacked)),
-        "seconds": time.perf_counter() - start, "certify_seconds": certify_seconds,
+        "seconds": seconds, "certify_seconds": certify_seconds,
     }
-    if exact is not None:
-        summary["exact"] = {status: sum(r.status == status for r in exact)
+    if exact_time_limit > 0:
+        summary["exact"] = {status: sum(row["exact"] == status for row in rows)
                             for status in ("certified", "counterexample", "unknown")}
         summary["exact_time_limit"] = exact_time_limit
-    return rows, summary
+    return summary

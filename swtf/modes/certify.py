@@ -20,7 +20,9 @@ from swtf import checkpoints, io, runs
 from swtf.certify import METHODS, as_network
 from swtf.certify import plots as certify_plots
 from swtf.certify.api import NORMS
-from swtf.certify.results import COLUMNS, certify_points
+from swtf.certify.results import COLUMNS, certify_points, summarise_points
+from swtf.distribute import engine, records, sharded, shards
+from swtf.distribute import flags as distribute_flags
 from swtf.errors import SwtfError
 
 flags.DEFINE_list("certify_models", None, "Names of the run's models to certify (default: all of them; those "
@@ -44,6 +46,7 @@ class Options:
     num_points: int
     max_radius: float
     exact_time_limit: float
+    distribute: distribute_flags.DistributeOptions = distribute_flags.DistributeOptions()
 
 
 def options_from_flags(fv):
@@ -66,7 +69,8 @@ def options_from_flags(fv):
             raise SwtfError(f"--certify_models names must be letters, digits, '_' or '-', got {name!r}")
     return Options(models=tuple(fv.certify_models or ()), model_path=fv.model_path, eps=float(fv.eps),
                    norm=fv.norm, method=fv.method, num_points=fv.num_points, max_radius=fv.max_radius,
-                   exact_time_limit=float(fv.exact_time_limit))
+                   exact_time_limit=float(fv.exact_time_limit),
+                   distribute=distribute_flags.options_from_flags(fv))
 
 
 def _load_path(path):
@@ -80,24 +84,67 @@ def _load_path(path):
     raise SwtfError(f"--model_path {path} is neither a .keras file nor a SavedModel folder (with saved_model.pb)")
 
 
-def _models(config):
-    """[(name, model)] to certify."""
+def _targets(config):
+    """[(name, path)] of the models to certify: `--model_path`, or the run's models by their files."""
     opts = config.options
     if opts.model_path:
-        return [_load_path(opts.model_path)]
+        path = os.path.abspath(opts.model_path)
+        name = os.path.basename(os.path.normpath(path))
+        return [(name[:-len(".keras")] if name.endswith(".keras") else name, path)]
     names = opts.models or tuple(runs.list_trained(config.run_dir))
     if not names:
         raise SwtfError(f"run {config.run_dir} has no trained models; train one first or pass --model_path")
-    return [(name, runs.load_trained(config.run_dir, name)[0]) for name in names]
+    for name in names:
+        if not os.path.isfile(runs.record_path(config.run_dir, name)):
+            runs.load_trained(config.run_dir, name)  # raises the run's one-line "no trained model" error
+    return [(name, os.path.abspath(runs.model_path(config.run_dir, name))) for name in names]
 
 
-def _write_plots(config, results, title):
-    """`results`: {model name: (radii, correctly classified)}."""
+def _settings(config, data, targets):
+    """What a shard's results depend on; shards are merged only when theirs are equal."""
     opts = config.options
-    folder = runs.plots_dir(config.run_dir)
-    certify_plots.plot_sorted_radii({name: radii for name, (radii, _) in results.items()}, opts.norm,
+    num_points = len(data.y_test[:opts.num_points])
+    return {"dataset": data.name, "source": [config.dataset, config.data_dir, config.test_limit], "seed": config.seed,
+            "eps": opts.eps, "norm": opts.norm, "method": opts.method, "points": num_points,
+            "max_radius": opts.max_radius or (1.0 if opts.norm == "linf" else math.sqrt(math.prod(data.input_shape))),
+            "exact_time_limit": opts.exact_time_limit,
+            "models": [[name, records.content_digest(path)] for name, path in targets]}
+
+
+def certify_shard(config, settings, targets, num_shards, index):
+    """Certifies every model of `targets` (re-loaded from their paths) on shard `index`'s points.
+
+    Returns {"models": {name: {"rows", "seconds", "certify_seconds"}}, "not_certifiable": {name: reason}}.
+    """
+    opts = config.options
+    data = config.load_data()
+    start, stop = shards.point_range(settings["points"], num_shards, index)
+    x, y = data.x_test[start:stop].astype(np.float64), data.y_test[start:stop]
+    result = {"models": {}, "not_certifiable": {}}
+    for name, path in targets:
+        model = _load_path(path)[1]
+        try:
+            as_network(model)
+        except SwtfError as err:
+            result["not_certifiable"][name] = f"not certifiable: {err}"
+            continue
+        rows, summary = [], {"seconds": 0.0, "certify_seconds": 0.0}
+        if stop > start:
+            rows, summary = certify_points(model, x, y, name=name, eps=opts.eps, norm=opts.norm, method=opts.method,
+                                           max_radius=settings["max_radius"], exact_time_limit=opts.exact_time_limit,
+                                           seed=config.seed, first_index=start)
+        result["models"][name] = {"rows": rows, "seconds": summary["seconds"],
+                                  "certify_seconds": summary["certify_seconds"]}
+    return result
+
+
+def _write_plots(run_dir, settings, results):
+    """`results`: {model name: (radii, correctly classified)}."""
+    folder = runs.plots_dir(run_dir)
+    title = f"{settings['dataset']}, {settings['method']}, {settings['points']} test points"
+    certify_plots.plot_sorted_radii({name: radii for name, (radii, _) in results.items()}, settings["norm"],
                                     os.path.join(folder, "certify_radii.png"), title=f"Certified radii ({title})")
-    certify_plots.plot_certified_accuracy(results, opts.norm, os.path.join(folder, "certify_accuracy.png"),
+    certify_plots.plot_certified_accuracy(results, settings["norm"], os.path.join(folder, "certify_accuracy.png"),
                                           title=f"Certified accuracy against eps ({title})")
 
 
@@ -109,33 +156,49 @@ def _describe(summary):
             f"{summary['seconds']:.1f} s")
 
 
-def run(config):
-    opts = config.options
-    data = config.load_data()
-    x, y = data.x_test[:opts.num_points].astype(np.float64), data.y_test[:opts.num_points]
-    max_radius = opts.max_radius or (1.0 if opts.norm == "linf" else math.sqrt(math.prod(data.input_shape)))
-    folder = os.path.join(config.run_dir, "certify")
-    summaries, refused, curves = {}, {}, {}
-    title = f"{data.name}, {opts.method}, {len(y)} test points"
-    for name, model in _models(config):
-        try:
-            as_network(model)
-        except SwtfError as err:
-            refused[name] = f"not certifiable: {err}"
-            print(f"certify: {name}: {refused[name]}")
-            continue
-        rows, summary = certify_points(model, x, y, name=name, eps=opts.eps, norm=opts.norm, method=opts.method,
-                                       max_radius=max_radius, exact_time_limit=opts.exact_time_limit,
-                                       seed=config.seed)
+def merge(run_dir, settings, results):
+    """Writes the run's certify outputs from shard results (in shard order): rows concatenated, summaries
+    recomputed from them, exactly as an unsharded run writes them."""
+    folder = os.path.join(run_dir, "certify")
+    summaries, curves = {}, {}
+    refused = results[0]["not_certifiable"]
+    for name in refused:
+        print(f"certify: {name}: {refused[name]}")
+    for name in results[0]["models"]:
+        parts = [result["models"][name] for result in results]
+        rows = [row for part in parts for row in part["rows"]]
+        summary = summarise_points(rows, name=name, method=settings["method"], norm=settings["norm"],
+                                   eps=settings["eps"], seconds=sum(part["seconds"] for part in parts),
+                                   certify_seconds=sum(part["certify_seconds"] for part in parts),
+                                   exact_time_limit=settings["exact_time_limit"])
         io.write_csv(os.path.join(folder, f"{name}.csv"), rows, COLUMNS)
         io.write_json(os.path.join(folder, f"{name}.json"), {"summary": summary, "points": rows})
         summaries[name] = summary
         curves[name] = ([row["radius"] for row in rows], [row["predicted"] == row["label"] for row in rows])
-        print(f"certify: {name} ({opts.method}, {opts.norm} eps {opts.eps:g}, {len(y)} points): "
-              + _describe(summary))
+        print(f"certify: {name} ({settings['method']}, {settings['norm']} eps {settings['eps']:g}, "
+              f"{len(rows)} points): " + _describe(summary))
     io.write_json(os.path.join(folder, "summary.json"),
-                  {"dataset": data.name, "eps": opts.eps, "norm": opts.norm, "method": opts.method,
-                   "points": len(y), "max_radius": max_radius, "models": summaries, "not_certifiable": refused})
+                  {"dataset": settings["dataset"], "eps": settings["eps"], "norm": settings["norm"],
+                   "method": settings["method"], "points": settings["points"], "max_radius": settings["max_radius"],
+                   "models": summaries, "not_certifiable": refused, "shards": len(results)})
     if curves:
-        _write_plots(config, curves, title)
+        _write_plots(run_dir, settings, curves)
     print(f"certify: {len(summaries)} models certified, {len(refused)} not certifiable -> {folder}")
+
+
+def merge_pending(run_dir):
+    """Merges every complete set of shards newer than the run's certify summary; returns how many."""
+    return sharded.merge_pending(os.path.join(run_dir, "certify"), "summary.json",
+                                 lambda settings, results: merge(run_dir, settings, results))
+
+
+def run(config):
+    opts = config.options
+    data = config.load_data()
+    targets = _targets(config)
+    task_config = engine.portable_config(config)  # tasks re-load models and data by absolute path
+    settings = _settings(task_config, data, targets)
+    num_shards = opts.distribute.num_shards
+    sharded.run_sharded("certify", certify_shard, lambda index: [(task_config, settings, targets, num_shards, index)],
+                        opts.distribute, folder=os.path.join(config.run_dir, "certify"), settings=settings,
+                        merge=lambda results: merge(config.run_dir, settings, results))
