@@ -17,7 +17,11 @@ from absl import flags
 from swtf import runs
 from swtf.attack import ATTACKS, curves, lp_balls
 from swtf.attack import plots as attack_plots
+from swtf.distribute import engine, records, sharded, shards
+from swtf.distribute import flags as distribute_flags
 from swtf.errors import SwtfError
+
+DEFAULT_BATCH_SIZE = 256
 
 flags.DEFINE_enum("attack", "pgd", list(ATTACKS), "Attack: pgd (random starts, --attack_restarts), fgsm (one step), "
                                                   "bim (PGD from x), mim (momentum, from x).")
@@ -30,6 +34,9 @@ flags.DEFINE_list("attack_seeds", ["0", "1", "2"], "Seeds of PGD's random starts
                                                    "their spread (fgsm, bim, mim are deterministic: first seed).")
 flags.DEFINE_enum("attack_backend", "swtf", list(curves.BACKENDS),
                   "Who crafts the examples: swtf, or cleverhans 4's PGD (pgd only, one restart, >= 3 steps).")
+flags.DEFINE_integer("attack_batch_size", DEFAULT_BATCH_SIZE,
+                     "Points attacked at once. Random starts are drawn per batch, so shards (--num_shards) are made "
+                     "of whole batches: lower it for finer shards.")
 flags.DEFINE_enum("attack_band", "minmax", list(attack_plots.BANDS), "Band around each curve: min-max or "
                                                                      "mean -/+ one std over seeds.")
 
@@ -46,6 +53,8 @@ class Options:
     restarts: int
     backend: str
     band: str
+    batch_size: int = DEFAULT_BATCH_SIZE
+    distribute: distribute_flags.DistributeOptions = distribute_flags.DistributeOptions()
 
 
 def _numbers(values, flag, kind):
@@ -93,10 +102,18 @@ def options_from_flags(fv):
     for name in names:
         if not name.replace("_", "").replace("-", "").isalnum():
             raise SwtfError(f"--attack_models names must be letters, digits, '_' or '-', got {name!r}")
+    batch_size = getattr(fv, "attack_batch_size", DEFAULT_BATCH_SIZE)
+    if batch_size < 1:
+        raise SwtfError(f"--attack_batch_size must be >= 1, got {batch_size}")
+    distribute = distribute_flags.options_from_flags(fv)
+    if distribute.num_shards > 1 and fv.attack_backend != "swtf":
+        raise SwtfError(f"--attack_backend={fv.attack_backend} draws random starts for the whole batch, so its work "
+                        f"cannot be sharded; use --num_shards=1 or --attack_backend=swtf")
     return Options(attack=fv.attack, norm=fv.attack_norm, eps_grid=eps_grid,
                    models=() if names == ("all",) else names, num_points=fv.attack_points,
                    seeds=seeds if fv.attack in curves.RANDOMIZED_ATTACKS else seeds[:1], steps=fv.attack_steps,
-                   restarts=fv.attack_restarts, backend=fv.attack_backend, band=fv.attack_band)
+                   restarts=fv.attack_restarts, backend=fv.attack_backend, band=fv.attack_band,
+                   batch_size=batch_size, distribute=distribute)
 
 
 def attack_kwargs(opts):
@@ -106,6 +123,8 @@ def attack_kwargs(opts):
         kwargs["steps"] = opts.steps
     if opts.attack == "pgd" and opts.backend == "swtf":
         kwargs["restarts"] = opts.restarts
+    if opts.batch_size != DEFAULT_BATCH_SIZE:
+        kwargs["batch_size"] = opts.batch_size
     return kwargs
 
 
@@ -129,25 +148,75 @@ def _describe_curve(rows):
     return " | ".join(parts)
 
 
+def _recorded(opts):
+    """The options as the outputs record them: where the work ran is not part of the result."""
+    return {key: value for key, value in dataclasses.asdict(opts).items() if key != "distribute"}
+
+
+def shard_points(num_points, batch_size, num_shards, index):
+    """(start, stop) of shard `index`: a contiguous run of whole attack batches, so that every point is
+    attacked in the same batch, with the same random start, as in an unsharded run."""
+    first, last = shards.point_range(-(-num_points // batch_size), num_shards, index)
+    return first * batch_size, min(last * batch_size, num_points)
+
+
+def attack_shard(config, settings, targets, num_shards, index):
+    """Per-point outcomes of every model of `targets` (re-loaded from their paths) on shard `index`'s points."""
+    opts = config.options
+    data = config.load_data()
+    start, stop = shard_points(settings["points"], opts.batch_size, num_shards, index)
+    x, y = data.x_test[start:stop], data.y_test[start:stop]
+    empty = {"eps": list(opts.eps_grid), "seeds": list(opts.seeds),
+             "correct": [[[] for _ in opts.seeds] for _ in opts.eps_grid]}
+    return {name: curves.point_outcomes(runs.load_trained(config.run_dir, name)[0], x, y, opts.eps_grid,
+                                        attack=opts.attack, seeds=opts.seeds, backend=opts.backend, first_index=start,
+                                        **attack_kwargs(opts)) if stop > start else empty
+            for name, _ in targets}
+
+
+def merge(run_dir, settings, results):
+    """Writes the run's curves from shard results (in shard order), as an unsharded run writes them."""
+    opts = Options(**settings["options"])
+    seeds = _count(len(opts.seeds), "seed")
+    merged = {}
+    for name in results[0]:
+        outcomes = curves.concatenate_outcomes([result[name] for result in results])
+        merged[name] = curves.curve_from_outcomes(outcomes, attack=opts.attack, backend=opts.backend,
+                                                  settings=attack_kwargs(opts))
+        rows = curves.summary_rows({name: merged[name]})
+        print(f"attack: {name} ({_describe_attack(opts)}, {settings['points']} points, {seeds}): "
+              f"{_describe_curve(rows)}")
+    folder = os.path.join(run_dir, "attack")
+    curves.write_curves(os.path.join(folder, "curves"), merged, dataset=settings["dataset"],
+                        options=settings["options"])
+    plot = os.path.join(runs.plots_dir(run_dir), "attack_curves.png")
+    attack_plots.plot_robustness_curves(merged, plot, norm=opts.norm, band=opts.band,
+                                        title=f"Accuracy under {_describe_attack(opts)}, {settings['dataset']}, "
+                                              f"{settings['points']} test points")
+    print(f"attack: {len(merged)} models -> {folder}/curves.csv, {plot}")
+
+
+def merge_pending(run_dir):
+    """Merges the newest complete set of shards newer than the run's curves; returns whether one was."""
+    return sharded.merge_pending(os.path.join(run_dir, "attack"), "curves.json",
+                                 lambda settings, results: merge(run_dir, settings, results))
+
+
 def run(config):
     opts = config.options
     data = config.load_data()
-    x, y = data.x_test[:opts.num_points], data.y_test[:opts.num_points]
     names = opts.models or tuple(runs.list_trained(config.run_dir))
     if not names:
         raise SwtfError(f"run {config.run_dir} has no trained models; train one first (--mode=train)")
-    seeds = _count(len(opts.seeds), "seed")
-    results = {}
     for name in names:
-        model, _ = runs.load_trained(config.run_dir, name)
-        results[name] = curves.robustness_curve(model, x, y, opts.eps_grid, attack=opts.attack, seeds=opts.seeds,
-                                                backend=opts.backend, **attack_kwargs(opts))
-        rows = curves.summary_rows({name: results[name]})
-        print(f"attack: {name} ({_describe_attack(opts)}, {len(y)} points, {seeds}): {_describe_curve(rows)}")
-    folder = os.path.join(config.run_dir, "attack")
-    curves.write_curves(os.path.join(folder, "curves"), results, dataset=data.name, options=dataclasses.asdict(opts))
-    plot = os.path.join(runs.plots_dir(config.run_dir), "attack_curves.png")
-    attack_plots.plot_robustness_curves(results, plot, norm=opts.norm, band=opts.band,
-                                        title=f"Accuracy under {_describe_attack(opts)}, {data.name}, "
-                                              f"{len(y)} test points")
-    print(f"attack: {len(results)} models -> {folder}/curves.csv, {plot}")
+        if not os.path.isfile(runs.record_path(config.run_dir, name)):
+            runs.load_trained(config.run_dir, name)  # raises the run's one-line "no trained model" error
+    task_config = engine.portable_config(config)  # tasks re-load models and data by absolute path
+    targets = [(name, records.content_digest(runs.model_path(task_config.run_dir, name))) for name in names]
+    settings = {"dataset": data.name, "source": [task_config.dataset, task_config.data_dir, config.test_limit],
+                "seed": config.seed, "points": len(data.y_test[:opts.num_points]), "options": _recorded(opts),
+                "models": targets}
+    num_shards = opts.distribute.num_shards
+    sharded.run_sharded("attack", attack_shard, lambda index: [(task_config, settings, targets, num_shards, index)],
+                        opts.distribute, folder=os.path.join(config.run_dir, "attack"), settings=settings,
+                        merge=lambda results: merge(config.run_dir, settings, results))

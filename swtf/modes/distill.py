@@ -13,6 +13,8 @@ from absl import flags
 
 from swtf import checkpoints, io, models, runs, train
 from swtf.distill import augment, plots, study, sweep, temperature, trainer, transfer
+from swtf.distribute import engine, records, sharded, shards
+from swtf.distribute import flags as distribute_flags
 from swtf.errors import SwtfError
 
 flags.DEFINE_string("teacher_path", None, "A .keras teacher to distil from (default: the run's 'teacher').")
@@ -47,6 +49,7 @@ class Options:
     sweep_methods: tuple
     seeds: tuple
     student_name: str
+    distribute: distribute_flags.DistributeOptions = distribute_flags.DistributeOptions()
 
 
 def _numbers(values, flag, kind):
@@ -83,7 +86,8 @@ def options_from_flags(fv):
         sweep.expand_sweep(students, sweep_methods, temperatures, seeds)  # validates methods and temperatures
     return Options(spec=spec, temperatures=temperatures, teacher_path=fv.teacher_path,
                    transfer=transfer.parse_transfer_source(fv.transfer_data), students=students,
-                   sweep_methods=sweep_methods, seeds=seeds, student_name=fv.student_name)
+                   sweep_methods=sweep_methods, seeds=seeds, student_name=fv.student_name,
+                   distribute=distribute_flags.options_from_flags(fv))
 
 
 def load_teacher(run_dir, teacher_path, data):
@@ -122,54 +126,108 @@ def _distil_one(config, data, targets, teacher):
     return student, {"temperature": opts.spec.temperature if uses_temperature else None, **metrics}
 
 
-def _run_study(config, data, targets, teacher, teacher_test_accuracy):
+_CONTEXTS = {}  # repr(config) -> (StudyContext, teacher test accuracy): built once per process and sweep
+
+
+def _teacher_and_targets(config):
+    """(data, teacher, teacher targets, transfer images) of the run's distillation settings."""
     opts = config.options
-    params = study.check_students(opts.students, data)
-    members = sweep.expand_sweep(opts.students, opts.sweep_methods, opts.temperatures, opts.seeds)
-    print(f"distill: factors study of {len(params)} students, {len(members)} trainings")
-    context = study.StudyContext(data, targets, opts.spec, config.train, teacher=teacher, quiet=config.quiet)
-    rows = []
-    for i, member in enumerate(members):
-        rows.append(study.run_member(member, context))
-        print(f"distill: [{i + 1}/{len(members)}] {member.student} {member.method}"
-              f"{'' if member.temperature is None else f' T={member.temperature:g}'} seed {member.seed}: "
-              f"validation {rows[-1]['val_accuracy']:.4f} test {rows[-1]['test_accuracy']:.4f}")
-    rows = study.mark_selected(rows)
+    data = config.load_data()
+    teacher = load_teacher(config.run_dir, opts.teacher_path, data)
+    transfer_x = transfer.load_transfer_images(opts.transfer, data, opts.spec.augmentation, config.seed)
+    return data, teacher, trainer.teacher_targets(teacher, data, transfer_x), transfer_x
+
+
+def study_context(config):
+    """The `StudyContext` every member of the sweep shares, and the teacher's test accuracy (cached)."""
+    key = repr(config)
+    if key not in _CONTEXTS:
+        _CONTEXTS.clear()
+        data, teacher, targets, _ = _teacher_and_targets(config)
+        online_teacher = teacher if config.options.spec.targets == "online" else None
+        _CONTEXTS[key] = (study.StudyContext(data, targets, config.options.spec, config.train, teacher=online_teacher,
+                                             quiet=config.quiet), train.accuracy(teacher, data.x_test, data.y_test))
+    return _CONTEXTS[key]
+
+
+def _members(opts):
+    return sweep.expand_sweep(opts.students, opts.sweep_methods, opts.temperatures, opts.seeds)
+
+
+def sweep_member(config, position):
+    """Trains member `position` of the expanded sweep (data and teacher re-loaded from the run) -> its row."""
+    members = _members(config.options)
+    member = members[position]
+    row = study.run_member(member, study_context(config)[0])
+    print(f"distill: [{position + 1}/{len(members)}] {member.student} {member.method}"
+          f"{'' if member.temperature is None else f' T={member.temperature:g}'} seed {member.seed}: "
+          f"validation {row['val_accuracy']:.4f} test {row['test_accuracy']:.4f}")
+    return row
+
+
+def merge(run_dir, settings, results):
+    """Writes the study's tables and plots from shard results (rows of members i, i+K, ... per shard)."""
+    rows = study.mark_selected(shards.interleave(results))
     summary = study.summarise([r for r in rows if r["selected"]])
     temperature_rows = [r for r in rows if r["temperature"] is not None]
     by_temperature = (study.summarise(temperature_rows, by=("student", "method", "temperature"))
                       if temperature_rows else [])
-    folder = os.path.join(config.run_dir, "distill")
+    folder = os.path.join(run_dir, "distill")
     for name, table, header in (("study_rows", rows, study.ROW_FIELDS),
                                 ("study_summary", summary, study.SUMMARY_FIELDS),
                                 ("study_temperatures", by_temperature, ("temperature",) + study.SUMMARY_FIELDS)):
         io.write_csv(os.path.join(folder, f"{name}.csv"), table, header)
         io.write_json(os.path.join(folder, f"{name}.json"), table)
-    written = [plots.accuracy_against_params(summary, os.path.join(runs.plots_dir(config.run_dir),
+    written = [plots.accuracy_against_params(summary, os.path.join(runs.plots_dir(run_dir),
                                                                    "distill_accuracy_vs_params.png"),
-                                             teacher_accuracy=teacher_test_accuracy)]
+                                             teacher_accuracy=settings["teacher_test_accuracy"])]
     if by_temperature:
         written.append(plots.accuracy_against_temperature(
-            by_temperature, os.path.join(runs.plots_dir(config.run_dir), "distill_accuracy_vs_temperature.png")))
+            by_temperature, os.path.join(runs.plots_dir(run_dir), "distill_accuracy_vs_temperature.png")))
     for entry in summary:
         print(f"distill: {entry['student']:<32} {entry['method']:<12} {entry['params']:>9,} params  test "
               f"{entry['test_accuracy_mean']:.4f} ± {entry['test_accuracy_std']:.4f} over {entry['seeds']} seeds")
     print(f"distill: table -> {folder}/study_summary.csv; plots -> {', '.join(written)}")
 
 
+def merge_pending(run_dir):
+    """Merges the newest complete set of sweep shards newer than the study's rows; returns whether one was."""
+    return sharded.merge_pending(os.path.join(run_dir, "distill"), "study_rows.json",
+                                 lambda settings, results: merge(run_dir, settings, results))
+
+
+def _run_study(config):
+    """The factors study: members dealt round-robin to shards, each member one unit of work (a Ray task)."""
+    opts = config.options
+    teacher_path = opts.teacher_path or runs.model_path(config.run_dir, "teacher")
+    task_config = engine.portable_config(dataclasses.replace(
+        config, options=dataclasses.replace(opts, teacher_path=os.path.abspath(teacher_path))))
+    context, teacher_test_accuracy = study_context(task_config)
+    print(f"distill: teacher test accuracy {teacher_test_accuracy:.4f} on {context.data.summary()}")
+    params = study.check_students(opts.students, context.data)
+    members = _members(opts)
+    print(f"distill: factors study of {len(params)} students, {len(members)} trainings")
+    recorded = dataclasses.replace(task_config.options, distribute=distribute_flags.DistributeOptions())
+    settings = {"config": repr(dataclasses.replace(task_config, options=recorded, quiet=True)),
+                "teacher": records.content_digest(teacher_path), "teacher_test_accuracy": teacher_test_accuracy,
+                "members": len(members)}
+    num_shards = opts.distribute.num_shards
+    sharded.run_sharded("distill", sweep_member,
+                        lambda index: [(task_config, m) for m in shards.strided(range(len(members)), num_shards, index)],
+                        opts.distribute, folder=os.path.join(config.run_dir, "distill"), settings=settings,
+                        merge=lambda results: merge(config.run_dir, settings, results), join=list)
+
+
 def run(config):
     opts = config.options
-    data = config.load_data()
-    teacher = load_teacher(config.run_dir, opts.teacher_path, data)
-    transfer_x = transfer.load_transfer_images(opts.transfer, data, opts.spec.augmentation, config.seed)
-    targets = trainer.teacher_targets(teacher, data, transfer_x)
+    if opts.students:
+        _run_study(config)
+        return
+    data, teacher, targets, transfer_x = _teacher_and_targets(config)
     teacher_test_accuracy = train.accuracy(teacher, data.x_test, data.y_test)
     extra = f", {len(transfer_x)} transfer examples" if transfer_x is not None else ""
     print(f"distill: teacher test accuracy {teacher_test_accuracy:.4f} on {data.summary()}{extra}")
     online_teacher = teacher if opts.spec.targets == "online" else None
-    if opts.students:
-        _run_study(config, data, targets, online_teacher, teacher_test_accuracy)
-        return
     student, metrics = _distil_one(config, data, targets, online_teacher)
     metrics.update(method=opts.spec.method, alpha=opts.spec.alpha, targets=opts.spec.targets,
                    teacher=opts.teacher_path or "teacher", teacher_test_accuracy=teacher_test_accuracy,
