@@ -24,7 +24,8 @@ def runtime(path, x):
     return session.run(None, {session.get_inputs()[0].name: x})[0]
 
 
-@pytest.mark.parametrize("name,hparams", [("scnn2", dict(filters=(4, 8))), ("convex_cnn", dict(filters=(4, 8), dense=(16,)))])
+@pytest.mark.parametrize("name,hparams", [("scnn2", dict(filters=(4, 8))),
+                                          ("convex_cnn", dict(filters=(4, 8), dense=(16,)))])
 def test_export_matches_keras_on_onnxruntime(tmp_path, name, hparams):
     model = models.build(name, (8, 8, 1), 10, seed=0, **hparams)
     path = str(tmp_path / f"{name}.onnx")

@@ -196,9 +196,9 @@ def _load(source):
         if isinstance(source, bytes):
             return onnx.load_from_string(source)
         return onnx.load(os.fspath(source))
-    except (OSError, onnx.onnx_cpp2py_export.checker.ValidationError, ValueError) as err:
-        raise SwtfError(f"cannot read an ONNX model from {source}: {str(err).splitlines()[0]}") from None
-    except Exception as err:  # protobuf's DecodeError
+    except OSError as err:
+        raise SwtfError(f"cannot read an ONNX model from {source}: {err.strerror}") from None
+    except Exception as err:  # protobuf's DecodeError and onnx's own errors
         raise SwtfError(f"cannot read an ONNX model from {source}: {type(err).__name__}") from None
 
 
@@ -222,7 +222,6 @@ def _translate(graph, constants, input_name, input_shape, perm, node_shape, may_
     out = tr.tensor(output_name)
     last = out.node
     if last != len(tr.builder) - 1 or last == 0:
-        tr.current = onnx.helper.make_node("Identity", [output_name], [output_name], name="output")
         last = tr.builder.reshape(last, tr.builder.shape(last), "output")
     return tr, tr.builder.build(last), out
 

@@ -4,7 +4,9 @@
 counterexample checked on onnxruntime, `unknown` or `timeout`); `run_instances` runs an instances CSV.
 """
 
+from swtf.vnnlib.benchmark import run_instances
 from swtf.vnnlib.parser import parse_vnnlib, read_vnnlib
 from swtf.vnnlib.property import Disjunct, Property
+from swtf.vnnlib.verify import Verdict, verify_property
 
-__all__ = ["Disjunct", "Property", "parse_vnnlib", "read_vnnlib"]
+__all__ = ["Disjunct", "Property", "Verdict", "parse_vnnlib", "read_vnnlib", "run_instances", "verify_property"]
