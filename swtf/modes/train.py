@@ -11,6 +11,8 @@ import numpy as np
 from absl import flags
 
 from swtf import models, runs, train
+from swtf.distribute import flags as distribute_flags
+from swtf.distribute import strategies
 from swtf.errors import SwtfError
 from swtf.train.adversarial import PGDTraining
 
@@ -49,17 +51,19 @@ class Options:
     eps_ramp_epochs: int = 0
     pgd_steps: int = 7
     clean_weight: float = 0.0
+    strategy: str = "default"
 
 
 def options_from_flags(fv):
     """Validates the train flags into `Options` (one-line `SwtfError` on a bad value)."""
     if not fv.model_name or not fv.model_name.replace("_", "").replace("-", "").isalnum():
         raise SwtfError(f"--model_name must be letters, digits, '_' or '-', got {fv.model_name!r}")
+    strategy = distribute_flags.strategy_from_flags(fv)
     if fv.training not in ADVERSARIAL:
         if fv.train_eps is not None:
             raise SwtfError(f"--train_eps applies to adversarial training (--training={'|'.join(ADVERSARIAL)}), "
                             f"not --training={fv.training}")
-        return Options(model_name=fv.model_name, training=fv.training)
+        return Options(model_name=fv.model_name, training=fv.training, strategy=strategy)
     if fv.train_eps is None or not (math.isfinite(fv.train_eps) and fv.train_eps > 0):
         raise SwtfError(f"--training={fv.training} needs --train_eps > 0 (pixel units, [0, 1]), got {fv.train_eps}")
     if not 0 <= fv.train_eps_ramp_epochs <= fv.epochs:
@@ -70,7 +74,7 @@ def options_from_flags(fv):
         raise SwtfError(f"--train_clean_weight must be in [0, 1], got {fv.train_clean_weight}")
     return Options(model_name=fv.model_name, training=fv.training, eps=float(fv.train_eps),
                    eps_ramp_epochs=fv.train_eps_ramp_epochs, pgd_steps=fv.train_pgd_steps,
-                   clean_weight=float(fv.train_clean_weight))
+                   clean_weight=float(fv.train_clean_weight), strategy=strategy)
 
 
 def _describe(opts):
@@ -83,13 +87,17 @@ def _describe(opts):
 
 def run(config):
     opts = config.options
+    strategy = strategies.make_strategy(opts.strategy)  # first: multi_worker must start before any TF op
+    run_dir = strategies.artifacts_dir(strategy, config.run_dir)
     data = config.load_data()
-    model = models.build(config.model, data.input_shape, data.num_classes, seed=config.seed, **config.hparams)
+    with strategies.scope(strategy):
+        model = models.build(config.model, data.input_shape, data.num_classes, seed=config.seed, **config.hparams)
     name = opts.model_name
     steps_per_epoch = int(np.ceil(len(data.x_train) / config.train.batch_size))
     loss_fn = TRAINING_LOSSES[opts.training](opts, steps_per_epoch, config.seed)
     history = train.fit(model, (data.x_train, data.y_train), (data.x_val, data.y_val), options=config.train,
-                        loss_fn=loss_fn, name=name, log_dir=runs.logs_dir(config.run_dir, name), quiet=config.quiet)
+                        loss_fn=loss_fn, name=name, log_dir=runs.logs_dir(run_dir, name), quiet=config.quiet,
+                        strategy=strategy)
     metrics = {"val_accuracy": history.best_val_accuracy, "test_accuracy": train.accuracy(model, data.x_test,
                                                                                           data.y_test),
                "best_epoch": history.best_epoch, "epochs_run": len(history.epochs), "dataset": data.name,
@@ -97,7 +105,9 @@ def run(config):
     if opts.training in ADVERSARIAL:
         metrics["adversarial"] = {"eps": opts.eps, "norm": "linf", "pgd_steps": opts.pgd_steps,
                                   "eps_ramp_epochs": opts.eps_ramp_epochs, "clean_weight": opts.clean_weight}
-    record = runs.save_trained(config.run_dir, name, model, metrics)
+    if strategy is not None:
+        metrics["strategy"] = {"name": opts.strategy, "replicas": strategy.num_replicas_in_sync}
+    record = runs.save_trained(run_dir, name, model, metrics)
     print(f"train: {name} ({config.model}, {record['params']:,} parameters) on {data.summary()}, "
           f"{_describe(opts)} training: validation accuracy {metrics['val_accuracy']:.4f}, test accuracy "
-          f"{metrics['test_accuracy']:.4f} -> {runs.model_path(config.run_dir, name)}")
+          f"{metrics['test_accuracy']:.4f} -> {runs.model_path(run_dir, name)}")

@@ -107,8 +107,27 @@ def _batches(arrays, batch_size, seed):
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+def _single_device_training(model, loss_fn, options, steps_per_epoch, train):
+    """(optimizer, dataset, train_step) of the one-device loop."""
+    optimizer = keras.optimizers.Adam(_learning_rate(options, steps_per_epoch))
+    optimizer.build(model.trainable_variables)
+    dataset = _batches(train, options.batch_size, options.seed)
+
+    @tf.function(reduce_retracing=True)
+    def train_step(batch):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(model, batch, optimizer.iterations)
+            if model.losses:
+                loss += tf.add_n(model.losses)
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    return optimizer, dataset, train_step
+
+
 def fit(model, train, val, *, options, loss_fn=None, name="train", log_dir=None, quiet=False, callbacks=None,
-        monitor=None, min_epochs=0):
+        monitor=None, min_epochs=0, strategy=None):
     """Trains `model` in place with Adam and early stopping; returns its `History`.
 
     Args:
@@ -126,6 +145,9 @@ def fit(model, train, val, *, options, loss_fn=None, name="train", log_dir=None,
         score that selects the kept weights and drives early stopping (e.g. certified or PGD accuracy on the
         validation split for robust training). It is logged under `name` beside val_accuracy.
       min_epochs: early stopping waits at least this many epochs (e.g. until an eps ramp has finished).
+      strategy: a `tf.distribute` strategy (`swtf.distribute.strategies.make_strategy`) whose scope `model` was
+        built in: each step runs under `strategy.run` on a distributed dataset of global batches of
+        `options.batch_size`. None: one device.
     """
     loss_fn = loss_fn or cross_entropy_loss
     train = tuple(np.asarray(a) for a in train)
@@ -134,19 +156,14 @@ def fit(model, train, val, *, options, loss_fn=None, name="train", log_dir=None,
                         f"{[len(a) for a in train]}")
     keras.utils.set_random_seed(options.seed)
     steps_per_epoch = int(np.ceil(len(train[0]) / options.batch_size))
-    optimizer = keras.optimizers.Adam(_learning_rate(options, steps_per_epoch))
-    optimizer.build(model.trainable_variables)
-    dataset = _batches(train, options.batch_size, options.seed)
+    if strategy is not None:
+        from swtf.distribute.strategies import distributed_training
 
-    @tf.function(reduce_retracing=True)
-    def train_step(batch):
-        with tf.GradientTape() as tape:
-            loss = loss_fn(model, batch, optimizer.iterations)
-            if model.losses:
-                loss += tf.add_n(model.losses)
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return loss
+        optimizer, dataset, train_step = distributed_training(
+            strategy, model, loss_fn, _learning_rate(options, steps_per_epoch),
+            _batches(train, options.batch_size, options.seed))
+    else:
+        optimizer, dataset, train_step = _single_device_training(model, loss_fn, options, steps_per_epoch, train)
 
     callbacks = keras.callbacks.CallbackList(callbacks or [], model=model)
     writer = tf.summary.create_file_writer(log_dir) if log_dir else None
