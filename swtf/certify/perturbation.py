@@ -75,7 +75,12 @@ class L2Ball(collections.namedtuple("L2Ball", "center eps")):
     def concretize(self, a):
         """(value, magnitude), each (N, S): <a, c> - eps * ||a||_2 for `a` of shape (N, S, *shape)."""
         center = _expand_spec(self.center)
-        dual = tf.sqrt(_sum_features(a * a)) * self.eps[:, None]
+        squares = _sum_features(a * a)
+        # ||a||_2 with a zero (not NaN) gradient at a = 0, where sqrt's derivative is infinite: a zero
+        # row (e.g. a spec row cancelled by inactive ReLUs) would otherwise turn alpha-CROWN's slopes NaN.
+        positive = squares > 0
+        norm = tf.where(positive, tf.sqrt(tf.where(positive, squares, tf.ones_like(squares))), tf.zeros_like(squares))
+        dual = norm * self.eps[:, None]
         return _sum_features(a * center) - dual, _sum_features(tf.abs(a) * tf.abs(center)) + dual
 
 
