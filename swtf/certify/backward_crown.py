@@ -16,6 +16,8 @@ Upper bounds are lower bounds of the negated spec, so one routine serves both. N
 consumers (residual connections) receive the sum of their consumers' coefficients.
 """
 
+import math
+
 import tensorflow as tf
 
 from swtf.certify.perturbation import outward
@@ -55,9 +57,44 @@ def backward_lower_bound(nodes, start, spec, inputs, relaxations, alphas=None):
     """
     n, s = tf.shape(spec)[0], tf.shape(spec)[1]
     pending = {start: tf.reshape(spec, tf.concat([[n * s], nodes[start].shape], 0))}
-    bias = tf.zeros([n * s], spec.dtype)
-    magnitude = tf.zeros([n * s], spec.dtype)
-    for i in range(start, 0, -1):
+    zero = tf.zeros([n * s], spec.dtype)
+    return _propagate(nodes, start, pending, zero, zero, n, s, inputs, relaxations, alphas)
+
+
+def neuron_bounds(nodes, start, start_rows, pairs, inputs, relaxations):
+    """Lower and upper bounds, each (R,), of the neurons z_start[point, index] for `pairs` (R, 2) of
+    (point, flat neuron index): the same numbers as `backward_lower_bound` with the unit spec rows
+    e_index and -e_index of that point.
+
+    Each pair is its own row with its point's input set and relaxations gathered, so points with few
+    neurons to bound cost few rows. When `start_rows` is given, it is the transpose of node `start`'s
+    linear map applied to every unit vector, (size, *input shape): the first backward step of a unit
+    row is then a row of it (a gather), not a transposed convolution; the bias term of e_i is bias_i.
+    """
+    points, index = pairs[:, 0], pairs[:, 1:]
+    inputs = type(inputs)(*(tf.gather(t, points) for t in inputs))
+    relaxations = {i: type(r)(*(tf.gather(t, points) for t in r)) for i, r in relaxations.items()}
+    n, node = tf.shape(index)[0], nodes[start]
+    if start_rows is None:
+        rows = tf.reshape(tf.one_hot(index, math.prod(node.shape), dtype=inputs[0].dtype),
+                          tf.concat([[n, 1], node.shape], 0))
+        lower = backward_lower_bound(nodes, start, tf.concat([rows, -rows], 1), inputs, relaxations)
+        return lower[:, 0], -lower[:, 1]
+    (parent,) = node.inputs
+    rows = tf.gather(start_rows, index)  # (R, 1, *input shape)
+    pending = {parent: tf.reshape(tf.concat([rows, -rows], 1), tf.concat([[2 * n], nodes[parent].shape], 0))}
+    bias = tf.zeros([n, 1], rows.dtype)
+    if node.bias is not None:
+        bias = tf.gather(tf.reshape(tf.broadcast_to(node.bias, node.shape), [-1]), index)
+    bias = tf.reshape(tf.concat([bias, -bias], 1), [-1])
+    lower = _propagate(nodes, parent, pending, bias, tf.abs(bias), n, 2, inputs, relaxations, None)
+    return lower[:, 0], -lower[:, 1]
+
+
+def _propagate(nodes, top, pending, bias, magnitude, n, s, inputs, relaxations, alphas):
+    """Carries the pending coefficients {node id: (N * S, *shape)} from node `top` down to the input."""
+    dtype = bias.dtype
+    for i in range(top, 0, -1):
         a = pending.pop(i, None)
         if a is None:
             continue
@@ -76,6 +113,6 @@ def backward_lower_bound(nodes, start, spec, inputs, relaxations, alphas=None):
         magnitude += term_magnitude
         for j, a_j in zip(node.inputs, parents):
             pending[j] = pending[j] + a_j if j in pending else a_j
-    a_input = pending.get(0, tf.zeros(tf.concat([[n * s], nodes[0].shape], 0), spec.dtype))
+    a_input = pending.get(0, tf.zeros(tf.concat([[n * s], nodes[0].shape], 0), dtype))
     value, input_magnitude = inputs.concretize(tf.reshape(a_input, tf.concat([[n, s], nodes[0].shape], 0)))
     return outward(value + tf.reshape(bias, [n, s]), input_magnitude + tf.reshape(magnitude, [n, s]))

@@ -16,6 +16,15 @@ Under an L2 ball, IBP starts from exact bounds of the first affine nodes (the no
 input only through affine ops, where a non-affine op reads them): their backward pass involves no
 relaxation, so they are the exact ranges, as an L2 interval propagation through a first linear layer
 gives. Intermediate CROWN passes batch the rows of the identity spec in chunks bounded by MAX_ELEMENTS.
+
+Full CROWN's intermediate passes (by default, `skip_stable=True`) bound only the neurons whose sign
+CROWN itself could leave undecided: an interval pass from the bounds already known encloses CROWN's
+bounds of the node (`sparse_crown`), and neurons stable under that enclosure are stable under CROWN,
+so their relaxation is already fixed; the numbers are those of `skip_stable=False`, which bounds every
+neuron. The chunks have fixed shapes (the chunk width is a power of two, the last chunk padded), so
+each start node compiles a handful of graphs, not one per call; and where the start node is a dense
+or convolution layer whose transposed map fits in memory, a unit row's first backward step is read
+from that map (a gather) instead of a transposed convolution.
 """
 
 import functools
@@ -24,15 +33,23 @@ import math
 import tensorflow as tf
 
 from swtf.certify import alpha_crown
-from swtf.certify.backward_crown import backward_lower_bound
+from swtf.certify.backward_crown import backward_lower_bound, neuron_bounds
 from swtf.certify.ibp import interval_bounds, interval_spec_lower_bound
 from swtf.certify.linear_ops import tensor_nodes
 from swtf.certify.relu_relaxation import relu_relaxation
+from swtf.certify.sparse_crown import crown_enclosure, undecided_neurons
 
 METHODS = ("ibp", "crown", "crown-ibp", "alpha-crown")
 
 # Largest coefficient tensor (elements) one intermediate CROWN chunk may create: 2**23 float64 = 64 MiB.
 MAX_ELEMENTS = 2 ** 23
+
+# Coefficient elements one pass over undecided neurons aims at: 2**20 float64 = 8 MiB stays in cache, and
+# measured about twice as fast per row as 2**23 on the digits convex_cnn.
+CHUNK_ELEMENTS = 2 ** 20
+
+# Largest transposed linear map (elements) kept per start node for the gather start: 2**24 float64 = 128 MiB.
+MAX_START_ROWS = 2 ** 24
 
 
 def _input_affine_frontier(network):
@@ -56,18 +73,35 @@ def _interval_exact_nodes(network):
     return set(mixing) - {0}
 
 
+def _chunk_width(count, largest):
+    """Rows per chunk for `count` rows, at most `largest`: as few chunks as `largest` allows, of the
+    narrowest width among `largest` and 1, 1.25, 1.5 or 1.75 times powers of two (few shapes to compile)."""
+    widths = {largest} | {(m << k) >> 2 for k in range(largest.bit_length() + 1) for m in (4, 5, 6, 7)}
+    widths = {w for w in widths if 1 <= w <= largest}
+    return min(widths, key=lambda w: (-(-count // w), w))
+
+
 class Verifier:
     """Computes certified bounds for one network; build once, call many times (e.g. in bisection)."""
 
-    def __init__(self, network, dtype=tf.float64, live=False):
-        """`live`: bound with the weights' source variables, read at every call (see `tensor_nodes`)."""
+    def __init__(self, network, dtype=tf.float64, live=False, skip_stable=True):
+        """`live`: bound with the weights' source variables, read at every call (see `tensor_nodes`).
+
+        `skip_stable`: full CROWN bounds only the neurons it could leave unstable (same numbers; see the
+        module docstring); False bounds every ReLU input neuron by its own backward pass.
+        """
         self.network = network
         self.dtype = dtype
+        self.live = live
+        self.skip_stable = skip_stable
         self.nodes = tensor_nodes(network, dtype, live)
         self.relu_ids = [i for i, node in enumerate(self.nodes) if node.op == "relu"]
         self._l2_ibp_frontier = _input_affine_frontier(network)
         self._interval_exact = _interval_exact_nodes(network)
         self._backward = {}
+        self._neurons = {}
+        self._enclosure = {}
+        self._start_rows = {}
         self._alpha_step = tf.function(functools.partial(alpha_crown.bound_and_gradient,
                                                          self._backward_from(network.output_id)),
                                        autograph=False)
@@ -105,6 +139,62 @@ class Verifier:
         upper = tf.concat(uppers, 1)[:, :size]
         return tf.reshape(lower, (n,) + shape), tf.reshape(upper, (n,) + shape)
 
+    def _neurons_from(self, start):
+        if start not in self._neurons:
+            self._neurons[start] = tf.function(
+                functools.partial(neuron_bounds, self.nodes, start, self._transposed_map(start)), autograph=False)
+        return self._neurons[start]
+
+    def _transposed_map(self, start):
+        """(size, *input shape): the transposed linear map of a dense/conv2d start node, or None (too big,
+        another op, or live weights, which change between calls)."""
+        node = self.nodes[start]
+        if node.op not in ("dense", "conv2d") or self.live:
+            return None
+        size, fan_in = math.prod(node.shape), math.prod(node.input_shapes[0])
+        if size * fan_in > MAX_START_ROWS:
+            return None
+        if start not in self._start_rows:
+            rows, step = [], max(1, MAX_ELEMENTS // max(fan_in, size))
+            for begin in range(0, size, step):
+                unit = tf.one_hot(tf.range(begin, min(size, begin + step)), size, dtype=self.dtype)
+                rows.append(node.transpose(tf.reshape(unit, (-1,) + node.shape))[0])
+            self._start_rows[start] = tf.concat(rows, 0)
+        return self._start_rows[start]
+
+    def _enclosure_of(self, target):
+        if target not in self._enclosure:
+            self._enclosure[target] = tf.function(functools.partial(crown_enclosure, self.nodes, target),
+                                                  autograph=False)
+        return self._enclosure[target]
+
+    def undecided_node_bounds(self, node_id, inputs, known, relaxations):
+        """(lower, upper) of node `node_id` enclosing its full-CROWN bounds, equal to them wherever the
+        enclosure leaves a neuron's sign undecided (see `sparse_crown`); `known` as for
+        `sparse_crown.crown_enclosure`."""
+        relevant = {i: r for i, r in relaxations.items() if i < node_id}
+        lower, upper = self._enclosure_of(node_id)(inputs, {i: b for i, b in known.items() if i < node_id},
+                                                   relevant)
+        pairs = undecided_neurons(lower, upper)
+        count = int(pairs.shape[0])
+        if count == 0:
+            return lower, upper
+        shape = self.nodes[node_id].shape
+        widest = max(math.prod(node.shape) for node in self.nodes[:node_id + 1])
+        chunk = _chunk_width(count, max(1, CHUNK_ELEMENTS // (2 * widest)))
+        lowers, uppers = [], []
+        for begin in range(0, count, chunk):
+            part = pairs[begin:begin + chunk]
+            if part.shape[0] < chunk:  # pad with repeats of the first pairs (bounded, then dropped)
+                part = tf.concat([part, pairs[:chunk - part.shape[0]]], 0)
+            lower_part, upper_part = self._neurons_from(node_id)(part, inputs, relevant)
+            lowers.append(lower_part)
+            uppers.append(upper_part)
+        n = tf.shape(lower)[0]
+        lower = tf.tensor_scatter_nd_update(tf.reshape(lower, [n, -1]), pairs, tf.concat(lowers, 0)[:count])
+        upper = tf.tensor_scatter_nd_update(tf.reshape(upper, [n, -1]), pairs, tf.concat(uppers, 0)[:count])
+        return tf.reshape(lower, (-1,) + shape), tf.reshape(upper, (-1,) + shape)
+
     def crown_relaxations(self, inputs):
         """ReLU relaxations from full-CROWN pre-activation bounds: {relu id: Relaxation}."""
         relaxations, bounds = {}, {}
@@ -114,7 +204,10 @@ class Verifier:
         for r in self.relu_ids:
             k = self.nodes[r].inputs[0]
             if k not in bounds:
-                bounds[k] = self.node_bounds(k, inputs, relaxations)
+                if self.skip_stable:
+                    bounds[k] = self.undecided_node_bounds(k, inputs, bounds, relaxations)
+                else:
+                    bounds[k] = self.node_bounds(k, inputs, relaxations)
             relaxations[r] = relu_relaxation(*bounds[k])
         return relaxations
 

@@ -1,0 +1,154 @@
+"""Tests of full CROWN on undecided neurons only (`sparse_crown`, `Verifier(skip_stable=True)`): the
+enclosure contains plain full CROWN's bounds of every ReLU input, and the bounds of every method equal
+those of the plain path (every neuron bounded) to 1e-9 on conv nets with strides, padding, residual
+additions, average pooling and affine layers, under L-inf and L2."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from swtf import models
+from swtf.certify import as_network
+from swtf.certify import spec as specs
+from swtf.certify.network import NetworkBuilder, same_pads
+from swtf.certify.perturbation import input_set
+from swtf.certify.relu_relaxation import relu_relaxation
+from swtf.certify.sparse_crown import crown_enclosure, undecided_neurons
+from swtf.certify.verifier import Verifier, _chunk_width
+
+
+def _residual_net(seed):
+    """affine -> conv (stride 2, same) -> relu -> residual conv block -> avg_pool -> dense -> relu -> logits."""
+    rng = np.random.default_rng(seed)
+    b = NetworkBuilder((6, 6, 2))
+    x = b.affine(0, rng.uniform(0.5, 2, 2), rng.normal(size=2), "affine")
+    x = b.relu(b.conv2d(x, rng.normal(size=(3, 3, 2, 4)) / 3, rng.normal(size=4) * 0.3, (2, 2),
+                        same_pads(6, 3, 2) * 2, "conv"), "relu")
+    branch = b.relu(b.conv2d(x, rng.normal(size=(3, 3, 4, 4)) / 3, rng.normal(size=4) * 0.3, (1, 1),
+                             same_pads(3, 3, 1) * 2, "res"), "res_relu")
+    x = b.avg_pool(b.add(x, branch, "add"), (2, 2), (1, 1), "valid", "pool")
+    x = b.reshape(x, (-1,), "flatten")
+    x = b.relu(b.dense(x, rng.normal(size=(16, 8)) / 4, rng.normal(size=8) * 0.3, "dense"), "dense_relu")
+    return b.build(b.dense(x, rng.normal(size=(8, 3)), rng.normal(size=3), "logits"))
+
+
+def _convex_cnn(seed):
+    model = models.build("convex_cnn", (8, 8, 1), 10, filters=[8, 8, 16], kernel_size=[3, 4, 3],
+                         strides=[1, 2, 1], dense=[32], seed=seed)
+    return as_network(model)
+
+
+def _digits_teacher_shape():
+    model = models.build("convex_cnn", (8, 8, 1), 10, filters=[32, 32, 64, 64], kernel_size=[3, 4, 3, 4],
+                         strides=[1, 2, 1, 2], dense=[256], seed=0)
+    return as_network(model)
+
+
+NETWORKS = {"residual": lambda: _residual_net(0), "residual_1": lambda: _residual_net(1),
+            "convex_cnn": lambda: _convex_cnn(0), "digits_teacher": _digits_teacher_shape}
+
+
+def _inputs(network, norm, eps, n=3, seed=0):
+    x = np.random.default_rng(seed).uniform(0, 1, (n,) + network.input_shape)
+    clip = None if norm == "l2" else (0.0, 1.0)
+    return x, input_set(norm, tf.constant(x), tf.constant(np.full(n, eps)), clip)
+
+
+def _relative_gap(a, b):
+    return float(np.max(np.abs(a - b) / (1.0 + np.abs(b))))
+
+
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+@pytest.mark.parametrize("norm, eps", [("linf", 0.005), ("linf", 0.05), ("l2", 0.1)])
+def test_skipping_stable_neurons_gives_the_plain_full_crown_bounds(name, norm, eps):
+    network = NETWORKS[name]()
+    _, inputs = _inputs(network, norm, eps)
+    k = network.output_size
+    spec = specs.logit_spec(3, k, tf.float64)
+    methods = ("crown", "alpha-crown") if name != "digits_teacher" else ("crown",)
+    fast, plain = Verifier(network), Verifier(network, skip_stable=False)
+    for method in methods:
+        got = fast.spec_lower_bounds(inputs, spec, method).numpy()
+        want = plain.spec_lower_bounds(inputs, spec, method).numpy()
+        assert np.all(np.isfinite(want))
+        assert _relative_gap(got, want) < 1e-9, method
+
+
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+@pytest.mark.parametrize("norm, eps", [("linf", 0.02), ("linf", 0.2), ("l2", 0.5)])
+def test_enclosure_contains_full_crown_bounds_of_every_relu_input(name, norm, eps):
+    """The enclosure is computed from the plain path's own bounds, then checked against its next node
+    (up to the two sides' outward rounding margins, 1e-9 relative each)."""
+    network = NETWORKS[name]()
+    _, inputs = _inputs(network, norm, eps)
+    plain = Verifier(network, skip_stable=False)
+    relaxations, known = {}, {}
+    boxes = plain.interval_bounds(inputs) if norm == "linf" else None
+    if boxes is not None:  # as `crown_relaxations` does: exact interval bounds of the first affine layers
+        known = {k: boxes[k] for k in plain._interval_exact}
+    for r in plain.relu_ids:
+        k = network.nodes[r].inputs[0]
+        if k not in known:
+            lower, upper = (b.numpy() for b in plain.node_bounds(k, inputs, relaxations))
+            enc_lower, enc_upper = (b.numpy() for b in crown_enclosure(plain.nodes, k, inputs, known, relaxations))
+            slack = 1e-8 * (1 + np.abs(lower) + np.abs(upper))
+            assert np.all(enc_lower <= lower + slack) and np.all(enc_upper >= upper - slack)
+            known[k] = (tf.constant(lower), tf.constant(upper))
+        relaxations[r] = relu_relaxation(*known[k])
+
+
+def test_crown_can_be_looser_than_interval_arithmetic_from_the_previous_bounds():
+    """Why the enclosure widens unstable neurons with lower slope 1 to [l, u]: with the IBP box
+    [relu(l), relu(u)] (auto_LiRPA's reference for skipping), some full-CROWN lower bounds fall below it,
+    so skipping neurons stable under that reference would change the bounds."""
+    network = _convex_cnn(0)
+    _, inputs = _inputs(network, "linf", 0.2)
+    plain = Verifier(network, skip_stable=False)
+    boxes = plain.interval_bounds(inputs)
+    known = {k: boxes[k] for k in plain._interval_exact}
+    relaxations, below = {}, 0
+    for r in plain.relu_ids:
+        k = network.nodes[r].inputs[0]
+        if k not in known:
+            lower, upper = plain.node_bounds(k, inputs, relaxations)
+            ibp_like = {i: rel._replace(lower_slope=tf.cast(known[network.nodes[i].inputs[0]][0] >= 0, tf.float64))
+                        for i, rel in relaxations.items()}
+            reference, _ = crown_enclosure(plain.nodes, k, inputs, known, ibp_like)
+            below += int(np.sum(lower.numpy() < reference.numpy() - 1e-6))
+            known[k] = (lower, upper)
+        relaxations[r] = relu_relaxation(*known[k])
+    assert below > 0
+
+
+def test_small_radius_bounds_only_a_few_neurons():
+    network = _digits_teacher_shape()
+    _, inputs = _inputs(network, "linf", 1e-4)
+    verifier = Verifier(network)
+    relaxations, known = {}, {k: b for k, b in ((k, verifier.interval_bounds(inputs)[k])
+                                               for k in verifier._interval_exact)}
+    undecided = []
+    for r in verifier.relu_ids:
+        k = network.nodes[r].inputs[0]
+        if k not in known:
+            enc = crown_enclosure(verifier.nodes, k, inputs, known, relaxations)
+            undecided.append(int(undecided_neurons(*enc).shape[0]) / 3)  # pairs per point
+            known[k] = verifier.undecided_node_bounds(k, inputs, known, relaxations)
+        relaxations[r] = relu_relaxation(*known[k])
+    sizes = [int(np.prod(network.nodes[network.nodes[r].inputs[0]].shape)) for r in verifier.relu_ids[1:]]
+    assert sum(undecided) < 0.2 * sum(sizes), (undecided, sizes)
+
+
+def test_repeated_calls_compile_a_bounded_number_of_graphs():
+    network = _convex_cnn(0)
+    verifier = Verifier(network)
+    spec = specs.logit_spec(3, 10, tf.float64)
+    for eps in np.linspace(0.001, 0.1, 12):
+        verifier.spec_lower_bounds(_inputs(network, "linf", eps)[1], spec, "crown")
+    for start, function in verifier._neurons.items():
+        assert function.experimental_get_tracing_count() <= 12, start
+
+
+@pytest.mark.parametrize("count, largest, width", [(1012, 1, 1), (40, 512, 40), (524, 512, 320), (975, 12, 12),
+                                                   (1024, 102, 96)])
+def test_chunk_width_uses_fewest_chunks_and_little_padding(count, largest, width):
+    assert _chunk_width(count, largest) == width
