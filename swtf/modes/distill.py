@@ -212,9 +212,11 @@ def _run_study(config):
                 "teacher": records.content_digest(teacher_path), "teacher_test_accuracy": teacher_test_accuracy,
                 "members": len(members)}
     num_shards = opts.distribute.num_shards
-    sharded.run_sharded("distill", sweep_member,
-                        lambda index: [(task_config, m) for m in shards.strided(range(len(members)), num_shards, index)],
-                        opts.distribute, folder=os.path.join(config.run_dir, "distill"), settings=settings,
+
+    def units(index):
+        return [(task_config, position) for position in shards.strided(range(len(members)), num_shards, index)]
+
+    sharded.run_sharded("distill", sweep_member, units, opts.distribute, folder=os.path.join(config.run_dir, "distill"), settings=settings,
                         merge=lambda results: merge(config.run_dir, settings, results), join=list)
 
 
