@@ -216,8 +216,8 @@ def _run_study(config):
     def units(index):
         return [(task_config, position) for position in shards.strided(range(len(members)), num_shards, index)]
 
-    sharded.run_sharded("distill", sweep_member, units, opts.distribute, folder=os.path.join(config.run_dir, "distill"), settings=settings,
-                        merge=lambda results: merge(config.run_dir, settings, results), join=list)
+    sharded.run_sharded("distill", sweep_member, units, opts.distribute, folder=os.path.join(config.run_dir, "distill"),
+                        settings=settings, merge=lambda results: merge(config.run_dir, settings, results), join=list)
 
 
 def run(config):
