@@ -6,7 +6,7 @@ spec row and neuron (as in auto_LiRPA), initialised at CROWN's adaptive slopes, 
 Adam ascent on the sum of the lower bounds: a gradient step, then projection onto [0, 1]. The bound is
 evaluated at the projected alpha itself, so the gradient does not vanish at the boundary the way it
 would through `tf.clip_by_value`. Each row's bound depends only on its own alphas, so keeping the
-elementwise best iterate is never looser than CROWN with the same intermediate bounds.
+elementwise best finite iterate is never looser than CROWN with the same intermediate bounds.
 
 Intermediate (pre-activation) bounds are not re-optimised: they are the full-CROWN bounds.
 """
@@ -48,11 +48,13 @@ def optimized_lower_bound(step, spec, inputs, relaxations, steps=STEPS, learning
     beta1, beta2 = 0.9, 0.999
     for t in range(1, steps + 1):
         lr = learning_rate * LR_DECAY ** (t - 1)
+        grads = {i: tf.where(tf.math.is_finite(g), g, tf.zeros_like(g)) for i, g in grads.items()}
         for i in alphas:
             first[i] = beta1 * first[i] + (1 - beta1) * grads[i]
             second[i] = beta2 * second[i] + (1 - beta2) * grads[i] ** 2
             direction = (first[i] / (1 - beta1 ** t)) / (tf.sqrt(second[i] / (1 - beta2 ** t)) + 1e-12)
             alphas[i] = tf.clip_by_value(alphas[i] + lr * direction, 0.0, 1.0)
         lower, grads = step(spec, inputs, relaxations, alphas)
-        best = tf.maximum(best, lower)
+        # A non-finite iterate (e.g. a NaN gradient) is never kept: every finite iterate is a sound bound.
+        best = tf.where(tf.math.is_finite(lower) & (lower > best), lower, best)
     return best

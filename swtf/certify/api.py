@@ -118,10 +118,15 @@ def check_labels(y, num_points, num_classes):
 
 
 def spec_lower_bounds(verifier, x, eps, spec, norm, method, clip):
-    """(N, S) NumPy lower bounds of the spec rows, for already-validated arguments."""
+    """(N, S) NumPy lower bounds of the spec rows, for already-validated arguments.
+
+    A NaN bound (which would be a bug) is replaced by -inf, the trivially sound bound, so that it can never
+    be read as a proof.
+    """
     dtype = verifier.dtype
     inputs = input_set(norm, tf.constant(x, dtype), tf.constant(eps, dtype), clip)
-    return verifier.spec_lower_bounds(inputs, spec, method).numpy().astype(np.float64)
+    lower = verifier.spec_lower_bounds(inputs, spec, method).numpy().astype(np.float64)
+    return np.where(np.isnan(lower), -np.inf, lower)
 
 
 def bounds(model, x, eps, *, norm="linf", method="crown", clip=(0.0, 1.0), dtype="float64"):
