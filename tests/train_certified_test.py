@@ -161,14 +161,14 @@ def test_certified_selection_keeps_the_certified_best_epoch(digits):
     options = train.TrainOptions(epochs=4, batch_size=128, learning_rate=3e-3, patience=4)
     steps = math.ceil(len(digits.x_train) / options.batch_size)
     loss_fn = certified.certified_loss("ibp", *certified.ramp_schedules(EPS, 0.5, steps, steps)[:2])
-    selection = certified.CertifiedSelection(digits.x_val, digits.y_val, EPS)
-    train.fit(model, (digits.x_train, digits.y_train), (digits.x_val, digits.y_val), options=options,
-              loss_fn=loss_fn, quiet=True, callbacks=[selection])
-    assert len(selection.scores) == 4
-    last_best = max(i for i, s in enumerate(selection.scores) if s == max(selection.scores))
-    assert selection.best_epoch == last_best + 1
-    assert certified.certified_accuracy(model, digits.x_val, digits.y_val, EPS, method="ibp") == max(
-        selection.scores)
+    history = train.fit(model, (digits.x_train, digits.y_train), (digits.x_val, digits.y_val), options=options,
+                        loss_fn=loss_fn, quiet=True, monitor=certified.certified_monitor(digits.x_val, digits.y_val,
+                                                                                         EPS))
+    scores = history["val_certified_accuracy"]
+    assert len(scores) == 4
+    first_best = min(i for i, s in enumerate(scores) if s == max(scores))
+    assert history.best_epoch == first_best + 1
+    assert certified.certified_accuracy(model, digits.x_val, digits.y_val, EPS, method="ibp") == max(scores)
 
 
 def test_certified_accuracy_counts_points_whose_margins_are_all_positive(digits):
@@ -192,7 +192,7 @@ def test_certified_training_certifies_more_digits_than_standard_training(digits)
         model = _model(digits)
         train.fit(model, arrays, val, options=options, quiet=True,
                   loss_fn=certified.certified_loss(method, eps, kappa, beta if method == "crown-ibp" else None),
-                  callbacks=[certified.CertifiedSelection(*val, EPS)])
+                  monitor=certified.certified_monitor(*val, EPS), min_epochs=17)
         robust = certified.certified_accuracy(model, digits.x_test, digits.y_test, EPS)
         assert robust > baseline + 0.15, (method, robust, baseline)
         assert train.accuracy(model, digits.x_test, digits.y_test) > 0.8

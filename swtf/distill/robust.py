@@ -76,18 +76,18 @@ def robust_metrics(model, data, spec):
 def certified_fit(model, data, spec, options, *, name="robust", log_dir=None, quiet=False):
     """Trains `model` in place with `spec`'s certified loss on true labels; returns its `robust_metrics`.
 
-    The loop's early stopping on clean accuracy is turned off (patience = epochs) and the weights of the
-    epoch with the best certified validation accuracy are kept (`certified.CertifiedSelection`).
+    The weights of the epoch with the best certified validation accuracy are kept, and early stopping on it
+    waits until the eps ramp has finished (`certified.certified_monitor`).
     """
-    options = dataclasses.replace(options, patience=options.epochs)
     steps_per_epoch = math.ceil(len(data.x_train) / options.batch_size)
-    selection = certified.CertifiedSelection(data.x_val, data.y_val, spec.eps, method=spec.select_method)
     start = time.perf_counter()
     history = train.fit(model, (data.x_train, data.y_train), (data.x_val, data.y_val), options=options,
                         loss_fn=spec.loss_fn(steps_per_epoch), name=name, log_dir=log_dir, quiet=quiet,
-                        callbacks=[selection])
-    return {**robust_metrics(model, data, spec), "method": spec.method, "best_epoch": selection.best_epoch,
-            "certified_val_accuracy": max(selection.scores), "epochs_trained": len(history.epochs),
+                        monitor=certified.certified_monitor(data.x_val, data.y_val, spec.eps,
+                                                            method=spec.select_method),
+                        min_epochs=spec.warmup_epochs + spec.ramp_epochs)
+    return {**robust_metrics(model, data, spec), "method": spec.method, "best_epoch": history.best_epoch,
+            "certified_val_accuracy": history.best_score, "epochs_trained": len(history.epochs),
             "train_seconds": time.perf_counter() - start}
 
 

@@ -13,13 +13,12 @@ beta * CROWN-IBP + (1 - beta) * IBP.
 eps, kappa and beta follow schedules of the optimizer step: a warm-up at (eps, kappa, beta) = (0, 1, 1),
 then a linear ramp to (train eps, kappa_final, 0) (`ramp_schedules`). Train with eps slightly above the
 evaluation eps (Gowal et al. use 1.1x). Clean accuracy falls as eps grows, so select weights by
-certified validation accuracy (`CertifiedSelection`), not by the loop's clean accuracy.
+certified validation accuracy (`certified_monitor`), not by the loop's clean accuracy.
 """
 
 import collections
 import weakref
 
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -173,26 +172,8 @@ def certified_accuracy(model, x, y, eps, *, method="crown", clip=(0.0, 1.0), bat
     return float(np.mean(np.concatenate(certified))) if certified else float("nan")
 
 
-class CertifiedSelection(keras.callbacks.Callback):
-    """Keeps the weights of the epoch with the best certified validation accuracy at `eps`.
-
-    `swtf.train.fit` restores the epoch with the best *clean* validation accuracy, which under certified
-    training is a warm-up epoch; this callback, run with `fit`'s patience >= its epochs, restores the
-    certified-best epoch instead when training ends (ties go to the later epoch). `scores` lists the
-    certified validation accuracy of every epoch.
-    """
-
-    def __init__(self, x_val, y_val, eps, method="ibp", clip=(0.0, 1.0)):
-        super().__init__()
-        self.x_val, self.y_val, self.eps, self.method, self.clip = x_val, y_val, eps, method, clip
-        self.scores, self.best_epoch, self._best_weights = [], -1, None
-
-    def on_epoch_end(self, epoch, logs=None):
-        score = certified_accuracy(self.model, self.x_val, self.y_val, self.eps, method=self.method, clip=self.clip)
-        self.scores.append(score)
-        if score >= max(self.scores):
-            self.best_epoch, self._best_weights = epoch + 1, [np.array(w) for w in self.model.get_weights()]
-
-    def on_train_end(self, logs=None):
-        if self._best_weights is not None:
-            self.model.set_weights(self._best_weights)
+def certified_monitor(x_val, y_val, eps, method="ibp", clip=(0.0, 1.0)):
+    """A `fit` monitor: certified validation accuracy at `eps`, which selects the kept epoch instead of clean
+    accuracy (under certified training the clean-best epoch is a warm-up epoch)."""
+    return "val_certified_accuracy", lambda model: certified_accuracy(model, x_val, y_val, eps, method=method,
+                                                                      clip=clip)
