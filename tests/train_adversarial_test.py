@@ -103,7 +103,8 @@ def test_pgd_training_is_more_robust_than_standard_training(digits):
 
 
 TRAIN_FLAGS = dict(model_name="robust", training="pgd", train_eps=0.1, train_eps_ramp_epochs=1, train_pgd_steps=3,
-                   train_clean_weight=0.5, epochs=2)
+                   train_clean_weight=0.5, epochs=2, certified_method="ibp", certified_kappa_final=0.5,
+                   certified_warmup_epochs=0)
 
 
 def train_options(**overrides):

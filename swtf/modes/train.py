@@ -1,7 +1,9 @@
 """`--mode=train`: trains one architecture of the zoo on the run's data set and saves it into the run.
 
-`--training` picks the loss: standard cross-entropy, or PGD adversarial training (Madry et al.) at
-`--train_eps` with a linear radius ramp over the first `--train_eps_ramp_epochs` epochs.
+`--training` picks the loss: standard cross-entropy, PGD adversarial training (Madry et al.), or certified
+training (IBP, Gowal et al.; CROWN-IBP, Zhang et al.) at `--train_eps`, with a linear radius ramp over
+`--train_eps_ramp_epochs` epochs. Robust training keeps the epoch with the best robust validation accuracy
+(PGD accuracy, or certified accuracy by the engine) rather than the best clean one.
 """
 
 import dataclasses
@@ -14,6 +16,8 @@ from swtf import models, runs, train
 from swtf.distribute import flags as distribute_flags
 from swtf.distribute import strategies
 from swtf.errors import SwtfError
+from swtf.attack import robust_accuracy
+from swtf.train import certified
 from swtf.train.adversarial import PGDTraining
 
 
@@ -27,14 +31,34 @@ def _pgd_loss(opts, steps_per_epoch, seed):
                        clean_weight=opts.clean_weight, seed=seed)
 
 
+def _certified_loss(opts, steps_per_epoch, seed):
+    del seed
+    schedules = certified.ramp_schedules(opts.eps, opts.kappa_final, opts.warmup_epochs * steps_per_epoch,
+                                         opts.eps_ramp_epochs * steps_per_epoch)
+    beta = schedules.beta if opts.certified_method == "crown-ibp" else None
+    return certified.certified_loss(opts.certified_method, schedules.eps, schedules.kappa, beta)
+
+
 # --training value -> builder(options, steps_per_epoch, seed) of the fit loss_fn.
-TRAINING_LOSSES = {"standard": _standard_loss, "pgd": _pgd_loss}
-ADVERSARIAL = ("pgd",)  # the trainings that take --train_eps and its ramp
+TRAINING_LOSSES = {"standard": _standard_loss, "pgd": _pgd_loss, "certified": _certified_loss}
+ADVERSARIAL = ("pgd", "certified")  # the trainings that take --train_eps and its ramp
+
+
+def robust_monitor(opts, x_val, y_val):
+    """The validation score that selects the kept epoch of robust training (None: clean accuracy)."""
+    if opts.training == "pgd":
+        return "val_pgd_accuracy", lambda model: robust_accuracy(model, x_val, y_val, opts.eps, steps=10, seed=0)
+    if opts.training == "certified":
+        return certified.certified_monitor(x_val, y_val, opts.eps, method="ibp")
+    return None
 
 flags.DEFINE_string("model_name", "teacher", "Name under which the trained model is saved in the run.")
 flags.DEFINE_enum("training", "standard", list(TRAINING_LOSSES),
                   "standard: cross-entropy on clean inputs; pgd: PGD adversarial training (Madry et al.) at "
-                  "--train_eps (L-inf).")
+                  "--train_eps (L-inf); certified: IBP / CROWN-IBP certified training at --train_eps.")
+flags.DEFINE_enum("certified_method", "ibp", list(certified.METHODS), "--training=certified: the bound trained on.")
+flags.DEFINE_float("certified_kappa_final", 0.5, "--training=certified: final weight of the clean loss (kappa).")
+flags.DEFINE_integer("certified_warmup_epochs", 2, "--training=certified: clean epochs before the eps ramp.")
 flags.DEFINE_float("train_eps", None, "--training=pgd: L-inf radius of the training attack (pixel units, [0, 1]).")
 flags.DEFINE_integer("train_eps_ramp_epochs", 0, "--training=pgd: epochs over which the radius grows linearly "
                                                  "from 0 to --train_eps (0: the full radius from the start).")
@@ -51,6 +75,9 @@ class Options:
     eps_ramp_epochs: int = 0
     pgd_steps: int = 7
     clean_weight: float = 0.0
+    certified_method: str = "ibp"
+    kappa_final: float = 0.5
+    warmup_epochs: int = 0
     strategy: str = "default"
 
 
@@ -72,14 +99,24 @@ def options_from_flags(fv):
         raise SwtfError(f"--train_pgd_steps must be >= 1, got {fv.train_pgd_steps}")
     if not 0.0 <= fv.train_clean_weight <= 1.0:
         raise SwtfError(f"--train_clean_weight must be in [0, 1], got {fv.train_clean_weight}")
+    if not 0.0 <= fv.certified_kappa_final <= 1.0:
+        raise SwtfError(f"--certified_kappa_final must be in [0, 1], got {fv.certified_kappa_final}")
+    if not 0 <= fv.certified_warmup_epochs <= fv.epochs:
+        raise SwtfError(f"--certified_warmup_epochs must be in [0, --epochs], got {fv.certified_warmup_epochs}")
+    certified_only = fv.training == "certified"
     return Options(model_name=fv.model_name, training=fv.training, eps=float(fv.train_eps),
                    eps_ramp_epochs=fv.train_eps_ramp_epochs, pgd_steps=fv.train_pgd_steps,
-                   clean_weight=float(fv.train_clean_weight), strategy=strategy)
+                   clean_weight=float(fv.train_clean_weight), strategy=strategy,
+                   certified_method=fv.certified_method, kappa_final=fv.certified_kappa_final,
+                   warmup_epochs=fv.certified_warmup_epochs if certified_only else 0)
 
 
 def _describe(opts):
     if opts.training not in ADVERSARIAL:
         return opts.training
+    if opts.training == "certified":
+        return (f"certified ({opts.certified_method}) eps {opts.eps:g} (warm-up {opts.warmup_epochs}, ramp "
+                f"{opts.eps_ramp_epochs} epochs, final kappa {opts.kappa_final:g})")
     epochs = f"{opts.eps_ramp_epochs} epoch{'' if opts.eps_ramp_epochs == 1 else 's'}"
     return (f"{opts.training} eps {opts.eps:g} ({opts.pgd_steps} steps, ramp over {epochs}, "
             f"clean weight {opts.clean_weight:g})")
@@ -97,14 +134,18 @@ def run(config):
     loss_fn = TRAINING_LOSSES[opts.training](opts, steps_per_epoch, config.seed)
     history = train.fit(model, (data.x_train, data.y_train), (data.x_val, data.y_val), options=config.train,
                         loss_fn=loss_fn, name=name, log_dir=runs.logs_dir(run_dir, name), quiet=config.quiet,
-                        strategy=strategy)
+                        strategy=strategy, monitor=robust_monitor(opts, data.x_val, data.y_val),
+                        min_epochs=opts.warmup_epochs + opts.eps_ramp_epochs)
     metrics = {"val_accuracy": history.best_val_accuracy, "test_accuracy": train.accuracy(model, data.x_test,
                                                                                           data.y_test),
                "best_epoch": history.best_epoch, "epochs_run": len(history.epochs), "dataset": data.name,
                "seed": config.seed, "training": opts.training}
     if opts.training in ADVERSARIAL:
-        metrics["adversarial"] = {"eps": opts.eps, "norm": "linf", "pgd_steps": opts.pgd_steps,
-                                  "eps_ramp_epochs": opts.eps_ramp_epochs, "clean_weight": opts.clean_weight}
+        metrics["adversarial"] = {"eps": opts.eps, "norm": "linf", "eps_ramp_epochs": opts.eps_ramp_epochs}
+        metrics["adversarial"].update(
+            {"pgd_steps": opts.pgd_steps, "clean_weight": opts.clean_weight} if opts.training == "pgd" else
+            {"method": opts.certified_method, "kappa_final": opts.kappa_final, "warmup_epochs": opts.warmup_epochs})
+        metrics["robust_val_score"] = history.best_score
     if strategy is not None:
         metrics["strategy"] = {"name": opts.strategy, "replicas": strategy.num_replicas_in_sync}
     record = runs.save_trained(run_dir, name, model, metrics)

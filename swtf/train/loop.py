@@ -143,7 +143,8 @@ def fit(model, train, val, *, options, loss_fn=None, name="train", log_dir=None,
       callbacks: Keras callbacks; the loop calls their train/epoch hooks (keras-tuner needs this).
       monitor: optional `(name, score_fn)`; `score_fn(model) -> float` replaces clean validation accuracy as the
         score that selects the kept weights and drives early stopping (e.g. certified or PGD accuracy on the
-        validation split for robust training). It is logged under `name` beside val_accuracy.
+        validation split for robust training). It is logged under `name` beside val_accuracy. Ties go to the
+        later epoch (robust scores are often flat, e.g. 0, early in an eps ramp).
       min_epochs: early stopping waits at least this many epochs (e.g. until an eps ramp has finished).
       strategy: a `tf.distribute` strategy (`swtf.distribute.strategies.make_strategy`) whose scope `model` was
         built in: each step runs under `strategy.run` on a distributed dataset of global batches of
@@ -194,7 +195,7 @@ def fit(model, train, val, *, options, loss_fn=None, name="train", log_dir=None,
             with writer.as_default(step=epoch + 1):
                 for key, value in logs.items():
                     tf.summary.scalar(key, value)
-        if score > history.best_score:
+        if score > history.best_score or (monitor is not None and score == history.best_score):
             history.best_epoch, history.best_score, history.best_val_accuracy = epoch + 1, score, val_accuracy
             best_weights = [np.array(w) for w in model.get_weights()]
         callbacks.on_epoch_end(epoch, logs)
