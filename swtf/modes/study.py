@@ -17,17 +17,21 @@ flags.DEFINE_string("study_students", "snn:width=64;shallow_cnn:filters=8,16",
 flags.DEFINE_list("study_temperatures", ["1", "4", "10"],
                   "Temperatures ranged for the soft-target students (chosen on validation).")
 flags.DEFINE_float("study_alpha", 0.9, "Weight of the soft term where a distillation loss mixes in labels.")
-flags.DEFINE_float("study_eps", 0.05, "The study's L-inf radius (pixel units) for certified and PGD accuracy.")
-flags.DEFINE_list("study_eps_grid", ["0", "0.025", "0.05", "0.1", "0.15", "0.2"],
+flags.DEFINE_float("study_eps", 0.1, "The study's L-inf radius (pixel units) for certified and PGD accuracy.")
+flags.DEFINE_list("study_eps_grid", ["0", "0.05", "0.1", "0.15", "0.2"],
                   "L-inf radii of the robustness curves.")
 flags.DEFINE_integer("study_points", 200, "Test points attacked and certified (the first N, same for every model).")
 flags.DEFINE_list("study_seeds", ["0", "1", "2"], "Seeds of the PGD random starts; curves show their spread.")
-flags.DEFINE_integer("attack_steps", 20, "PGD steps per restart in the study's robustness curves.")
-flags.DEFINE_integer("attack_restarts", 1, "PGD random restarts per point in the study's robustness curves.")
+flags.DEFINE_integer("attack_steps", 20, "PGD steps per restart (study and attack mode).")
+flags.DEFINE_integer("attack_restarts", 1, "PGD random restarts per point (study and attack mode).")
 flags.DEFINE_list("study_certify_methods", ["crown"], "Bound methods for certified radii (first one is reported).")
 flags.DEFINE_float("study_max_radius", 0.5, "Largest radius the certified-radius bisection tries.")
 flags.DEFINE_float("study_prune_fraction", 0.5, "Share of the best student's filters removed by pruning.")
 flags.DEFINE_integer("study_prune_steps", 2, "Prune-and-fine-tune rounds (tfmot polynomial schedule).")
+flags.DEFINE_enum("robust_method", "ibp", ["ibp", "crown-ibp"], "Certified training of the robust teacher and "
+                  "the robust students (at --study_eps).")
+flags.DEFINE_integer("robust_warmup_epochs", 2, "Clean epochs before the certified training's eps ramp.")
+flags.DEFINE_integer("robust_ramp_epochs", 10, "Epochs of the certified training's eps and kappa ramp.")
 flags.DEFINE_string("force_stage", None, "Recompute this stage and every stage downstream of it.")
 
 
@@ -46,6 +50,9 @@ class Options:
     max_radius: float
     prune_fraction: float
     prune_steps: int
+    robust_method: str
+    robust_warmup_epochs: int
+    robust_ramp_epochs: int
     force_stage: str
 
 
@@ -60,8 +67,11 @@ STAGES = [
     pipeline.Stage("teacher", (), stages.teacher_settings, stages.run_teacher),
     pipeline.Stage("students", ("teacher",), stages.students_settings, stages.run_students),
     pipeline.Stage("prune", ("students",), stages.prune_settings, stages.run_prune),
-    pipeline.Stage("attack", ("prune",), stages.attack_settings, stages.run_attack),
-    pipeline.Stage("certify", ("prune",), stages.certify_settings, stages.run_certify),
+    pipeline.Stage("robust_teacher", (), stages.robust_teacher_settings, stages.run_robust_teacher),
+    pipeline.Stage("robust_students", ("students", "robust_teacher"), stages.robust_students_settings,
+                   stages.run_robust_students),
+    pipeline.Stage("attack", ("prune", "robust_students"), stages.attack_settings, stages.run_attack),
+    pipeline.Stage("certify", ("prune", "robust_students"), stages.certify_settings, stages.run_certify),
 ]
 
 
@@ -84,6 +94,8 @@ def options_from_flags(fv):
         (fv.study_max_radius > 0, "--study_max_radius must be positive"),
         (0 < fv.study_prune_fraction < 1, "--study_prune_fraction must be in (0, 1)"),
         (fv.study_prune_steps >= 1, "--study_prune_steps must be >= 1"),
+        (fv.robust_warmup_epochs >= 0 and fv.robust_ramp_epochs >= 0,
+         "--robust_warmup_epochs and --robust_ramp_epochs must be >= 0"),
         (0 <= fv.study_alpha <= 1, "--study_alpha must be in [0, 1]"),
         (fv.force_stage is None or fv.force_stage in [s.name for s in STAGES],
          f"--force_stage must be one of {', '.join(s.name for s in STAGES)}"),
@@ -96,7 +108,8 @@ def options_from_flags(fv):
                    eps_grid=eps_grid, num_points=fv.study_points, seeds=seeds, attack_steps=fv.attack_steps,
                    attack_restarts=fv.attack_restarts, certify_methods=methods, max_radius=fv.study_max_radius,
                    prune_fraction=fv.study_prune_fraction, prune_steps=fv.study_prune_steps,
-                   force_stage=fv.force_stage)
+                   robust_method=fv.robust_method, robust_warmup_epochs=fv.robust_warmup_epochs,
+                   robust_ramp_epochs=fv.robust_ramp_epochs, force_stage=fv.force_stage)
 
 
 def run(config):

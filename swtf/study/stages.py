@@ -80,8 +80,8 @@ def run_students(context):
                     student = distill_study.build_student(architecture, hparams, data, config.seed)
                     metrics = trainer.distill(student, data, targets, spec, config.train, name=name,
                                               log_dir=runs.logs_dir(config.run_dir, name), quiet=config.quiet)
-                    return student, {"role": "student", "teacher": "teacher", "student": label, "method": method, "seed": config.seed,
-                                     "temperature": temperature, **metrics}
+                    return student, {"role": "student", "teacher": "teacher", "student": label, "method": method,
+                                     "seed": config.seed, "temperature": temperature, **metrics}
 
                 _, record = context.model(name, train_student)
                 rows.append({"name": name, "params": record["params"], "architecture": architecture,
@@ -100,11 +100,14 @@ def selected_students(config):
 
 
 def study_models(config):
-    """Names of the models the study compares, teacher first, in a stable order."""
+    """Names of the models the study compares, teacher first, then the robust teacher's family."""
     names = ["teacher"] + [r["name"] for r in selected_students(config)]
     prune_file = artifact_path(config, "prune.json")
     if os.path.isfile(prune_file):
         names.append(io.read_json(prune_file)["pruned_model"])
+    robust_file = artifact_path(config, "robust_students.json")
+    if os.path.isfile(robust_file):
+        names += ["robust_teacher"] + io.read_json(robust_file)["models"]
     return names
 
 
@@ -115,6 +118,90 @@ def check_option(condition, message):
 
 def to_float_list(values):
     return [float(v) for v in np.ravel(values)]
+
+
+# --- robust teacher and its students ---------------------------------------------------------------
+
+def robust_spec(config):
+    """Certified training (IBP) at the study's eps, scored with IBP on the study's points (cheap)."""
+    from swtf.distill import robust
+
+    opts = config.options
+    return robust.RobustSpec(eps=opts.eps, method=opts.robust_method, warmup_epochs=opts.robust_warmup_epochs,
+                             ramp_epochs=opts.robust_ramp_epochs, points=opts.num_points, certify_method="ibp")
+
+
+def robust_teacher_settings(config):
+    return {**teacher_settings(config), "robust": dataclasses.asdict(robust_spec(config))}
+
+
+def run_robust_teacher(context):
+    """The teacher's architecture trained from scratch with the certified loss (the robust teacher)."""
+    from swtf.distill import robust
+
+    config, data = context.config, context.data
+
+    def train_robust_teacher():
+        model = models.build(config.model, data.input_shape, data.num_classes, seed=config.seed, **config.hparams)
+        metrics = robust.certified_fit(model, data, robust_spec(config), config.train, name="robust_teacher",
+                                       log_dir=runs.logs_dir(config.run_dir, "robust_teacher"), quiet=config.quiet)
+        return model, {"role": "robust_teacher", "training": "certified", **metrics}
+
+    _, record = context.model("robust_teacher", train_robust_teacher)
+    m = record["metrics"]
+    return (f"robust teacher {record['architecture']} ({m['method']} training at eps {m['eps']:g}): test accuracy "
+            f"{m['test_accuracy']:.4f}, IBP-certified {m['certified_accuracy']:.3f} on {m['certified_points']} points")
+
+
+def robust_students_settings(config):
+    return {"robust": dataclasses.asdict(robust_spec(config)), "alpha": config.options.alpha,
+            "train": dataclasses.asdict(config.train)}
+
+
+def run_robust_students(context):
+    """The study's four-way comparison for the robust teacher, on the validation-best certifiable student
+    architecture: distilled from the robust teacher (at the temperature selected for the standard
+    teacher), that student re-trained with the certified loss, and the straight robust student."""
+    from swtf.distill import robust
+
+    config, data = context.config, context.data
+    best = max((r for r in selected_students(config) if r["architecture"] in CERTIFIABLE_FAMILIES),
+               key=lambda r: (r["val_accuracy"], -r["params"]), default=None)
+    check_option(best, "the robust comparison needs a certifiable student (snn or shallow_cnn) in --study_students")
+    record = io.read_json(runs.record_path(config.run_dir, best["name"]))
+    architecture, hparams = record["architecture"], record["hparams"]
+    teacher, _ = runs.load_trained(config.run_dir, "robust_teacher")
+    targets = trainer.teacher_targets(teacher, data)
+    spec = trainer.DistillSpec(method=best["method"], temperature=best["temperature"] or 1.0,
+                               alpha=config.options.alpha)
+    slug = model_slug(best["student"])
+    common = {"teacher": "robust_teacher", "student": best["student"], "seed": config.seed}
+
+    def distilled():
+        student = distill_study.build_student(architecture, hparams, data, config.seed)
+        metrics = trainer.distill(student, data, targets, spec, config.train, name=f"robust-distilled-{slug}",
+                                  quiet=config.quiet)
+        return student, {"role": "student", "method": best["method"], "temperature": best["temperature"],
+                         **common, **metrics}
+
+    student, _ = context.model(f"robust-distilled-{slug}", distilled)
+
+    def retrained():
+        model, metrics = robust.retrained_student(student, data, robust_spec(config), config.train,
+                                                  name=f"robust-retrained-{slug}", quiet=config.quiet)
+        return model, {"role": "retrained_student", **common, **metrics}
+
+    def straight():
+        model, metrics = robust.straight_student(architecture, hparams, data, robust_spec(config), config.train,
+                                                 name=f"robust-straight-{slug}", quiet=config.quiet)
+        return model, {"role": "straight_student", **common, **metrics}
+
+    names = [f"robust-distilled-{slug}"]
+    for name, train_fn in ((f"robust-retrained-{slug}", retrained), (f"robust-straight-{slug}", straight)):
+        context.model(name, train_fn)
+        names.append(name)
+    io.write_json(artifact_path(config, "robust_students.json"), {"student": best["student"], "models": names})
+    return f"robust teacher's students of {best['student']}: distilled, re-trained and straight"
 
 
 # --- pruning -------------------------------------------------------------------------------------------
