@@ -29,12 +29,12 @@ flags.DEFINE_bool("quiet", False, "Silence progress bars; keep the one-line summ
 flags.DEFINE_float("val_fraction", 0.1, "Share of the training set held out for validation.")
 flags.DEFINE_integer("train_limit", None, "Use at most this many training examples (stratified subset).")
 flags.DEFINE_integer("test_limit", None, "Use the first this many test examples.")
-flags.DEFINE_string("model", "scnn2", f"Architecture to train: {', '.join(sorted(ARCHITECTURES))}.")
+flags.DEFINE_string("model", "convex_cnn", f"Architecture to train: {', '.join(sorted(ARCHITECTURES))}.")
 flags.DEFINE_string("hparams", "{}", 'Architecture hyper-parameters as a JSON object, e.g. {"width": 64}.')
-flags.DEFINE_integer("epochs", 30, "Maximum training epochs (early stopping may end sooner).")
+flags.DEFINE_integer("epochs", 40, "Maximum training epochs (early stopping may end sooner).")
 flags.DEFINE_integer("batch_size", 64, "Training batch size.")
-flags.DEFINE_float("learning_rate", 1e-3, "Adam's initial learning rate.")
-flags.DEFINE_integer("patience", 5, "Epochs without a better validation accuracy before stopping.")
+flags.DEFINE_float("learning_rate", 2e-3, "Adam's initial learning rate.")
+flags.DEFINE_integer("patience", 8, "Epochs without a better validation accuracy before stopping.")
 flags.DEFINE_enum("lr_schedule", "cosine", LR_SCHEDULES, "Learning-rate schedule over the epochs.")
 
 
@@ -69,13 +69,14 @@ def _default_run_dir(dataset):
     return os.path.join("runs", re.sub(r"[^A-Za-z0-9_.-]", "_", stem))
 
 
-def _parse_hparams(text):
+def parse_hparams(text, flag="hparams"):
+    """A JSON object of architecture hyper-parameters (one-line error otherwise)."""
     try:
         hparams = json.loads(text)
     except json.JSONDecodeError as err:
-        raise SwtfError(f"--hparams must be a JSON object such as '{{\"width\": 64}}': {err}") from None
+        raise SwtfError(f"--{flag} must be a JSON object such as '{{\"width\": 64}}': {err}") from None
     if not isinstance(hparams, dict):
-        raise SwtfError(f"--hparams must be a JSON object such as '{{\"width\": 64}}', got {text!r}")
+        raise SwtfError(f"--{flag} must be a JSON object such as '{{\"width\": 64}}', got {text!r}")
     return hparams
 
 
@@ -99,4 +100,4 @@ def config_from_flags(flag_values, options=None):
     return Config(mode=fv.mode, dataset=dataset, data_dir=fv.data_dir,
                   run_dir=fv.run_dir or _default_run_dir(dataset), seed=fv.seed, quiet=fv.quiet,
                   val_fraction=fv.val_fraction, train_limit=fv.train_limit, test_limit=fv.test_limit,
-                  model=fv.model, hparams=_parse_hparams(fv.hparams), train=train, options=options)
+                  model=fv.model, hparams=parse_hparams(fv.hparams), train=train, options=options)

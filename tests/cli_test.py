@@ -58,7 +58,7 @@ def test_malformed_flagfile_is_one_line_and_exit_code_2(tmp_path):
 
 
 def test_shipped_flagfiles_parse():
-    for name in ("digits", "mnist", "fashion_mnist", "cifar10", "svhn"):
+    for name in ("digits", "mnist", "fashion_mnist", "cifar10", "svhn", "thesis_cifar10"):
         result = swtf_cli(f"--flagfile=flags/{name}.cfg", "--mode=dance")  # stops right after parsing
         assert "--mode" in result.stderr and "Unknown command line flag" not in result.stderr, result.stderr
 

@@ -8,6 +8,7 @@ import dataclasses
 
 from absl import flags
 
+from swtf import config as config_lib
 from swtf.errors import SwtfError
 from swtf.modes import report as report_mode
 from swtf.study import pipeline, stages
@@ -30,6 +31,9 @@ flags.DEFINE_float("study_prune_fraction", 0.5, "Share of the best student's fil
 flags.DEFINE_integer("study_prune_steps", 2, "Prune-and-fine-tune rounds (tfmot polynomial schedule).")
 flags.DEFINE_enum("robust_method", "ibp", ["ibp", "crown-ibp"], "Certified training of the robust teacher and "
                   "the robust students (at --study_eps).")
+flags.DEFINE_string("robust_model", None, "Architecture of the robust teacher (default: --model; it must be "
+                    "certifiable, e.g. convex_cnn, when --model has max pooling).")
+flags.DEFINE_string("robust_hparams", None, "Hyper-parameters of the robust teacher as JSON (default: --hparams).")
 flags.DEFINE_integer("robust_warmup_epochs", 2, "Clean epochs before the certified training's eps ramp.")
 flags.DEFINE_integer("robust_ramp_epochs", 10, "Epochs of the certified training's eps and kappa ramp.")
 flags.DEFINE_string("force_stage", None, "Recompute this stage and every stage downstream of it.")
@@ -51,6 +55,8 @@ class Options:
     prune_fraction: float
     prune_steps: int
     robust_method: str
+    robust_model: str
+    robust_hparams: dict
     robust_warmup_epochs: int
     robust_ramp_epochs: int
     force_stage: str
@@ -108,7 +114,9 @@ def options_from_flags(fv):
                    eps_grid=eps_grid, num_points=fv.study_points, seeds=seeds, attack_steps=fv.attack_steps,
                    attack_restarts=fv.attack_restarts, certify_methods=methods, max_radius=fv.study_max_radius,
                    prune_fraction=fv.study_prune_fraction, prune_steps=fv.study_prune_steps,
-                   robust_method=fv.robust_method, robust_warmup_epochs=fv.robust_warmup_epochs,
+                   robust_method=fv.robust_method, robust_model=fv.robust_model or fv.model,
+                   robust_hparams=config_lib.parse_hparams(fv.robust_hparams or fv.hparams, "robust_hparams"),
+                   robust_warmup_epochs=fv.robust_warmup_epochs,
                    robust_ramp_epochs=fv.robust_ramp_epochs, force_stage=fv.force_stage)
 
 

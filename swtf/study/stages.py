@@ -132,7 +132,8 @@ def robust_spec(config):
 
 
 def robust_teacher_settings(config):
-    return {**teacher_settings(config), "robust": dataclasses.asdict(robust_spec(config))}
+    return {**teacher_settings(config), "model": config.options.robust_model,
+            "hparams": config.options.robust_hparams, "robust": dataclasses.asdict(robust_spec(config))}
 
 
 def run_robust_teacher(context):
@@ -142,7 +143,8 @@ def run_robust_teacher(context):
     config, data = context.config, context.data
 
     def train_robust_teacher():
-        model = models.build(config.model, data.input_shape, data.num_classes, seed=config.seed, **config.hparams)
+        model = models.build(config.options.robust_model, data.input_shape, data.num_classes, seed=config.seed,
+                             **config.options.robust_hparams)
         metrics = robust.certified_fit(model, data, robust_spec(config), config.train, name="robust_teacher",
                                        log_dir=runs.logs_dir(config.run_dir, "robust_teacher"), quiet=config.quiet)
         return model, {"role": "robust_teacher", "training": "certified", **metrics}
