@@ -8,12 +8,20 @@ tf.function executed eagerly (`tf.config.run_functions_eagerly`), the baseline. 
 compares one IBP bound evaluation with two forward passes of the same network (float64 TF, compiled),
 and with two passes of the Keras model (float32).
 
+A third table times full-CROWN `certified_radius` (max_radius 0.5, tol 1e-4) on the digits teacher
+(convex_cnn, filters 32-32-64-64, kernels 3-4-3-4, strides 1-2-1-2, dense 256, trained briefly) for each
+`--teacher_points` count, with the default verifier (intermediate CROWN only on neurons an enclosure
+leaves undecided) and, for counts up to `--teacher_plain_points`, with the plain one (every neuron),
+checking that both give the same radii.
+
 Goals: IBP within 3x of two forward passes; batched CROWN at least 10x the per-point loop.
 
     python benchmarks/certify_bench.py --digits_points 64 --cifar_points 4
+    python benchmarks/certify_bench.py --methods crown --teacher_points 20,200 --teacher_plain_points 20
 """
 
 import argparse
+import contextlib
 import os
 import resource
 import threading
@@ -24,8 +32,9 @@ import numpy as np
 import tensorflow as tf
 
 from swtf import models
-from swtf.certify import as_network, certified_radius, margin_bounds
+from swtf.certify import api, as_network, certified_radius, margin_bounds
 from swtf.certify.linear_ops import tensor_nodes
+from swtf.certify.verifier import Verifier
 from swtf.data import load_dataset
 
 
@@ -41,6 +50,12 @@ def parse_args():
     parser.add_argument("--cifar_max_radius", type=float, default=0.01, help="largest radius searched (CIFAR)")
     parser.add_argument("--epochs", type=int, default=3, help="training epochs of the digits student")
     parser.add_argument("--repeats", type=int, default=5, help="timed calls of the forward/IBP comparison")
+    parser.add_argument("--teacher_points", default="20", help="comma-separated point counts for the digits "
+                        "teacher CROWN radius table ('' skips it)")
+    parser.add_argument("--teacher_plain_points", type=int, default=0, help="also time the plain verifier "
+                        "(every neuron bounded) for teacher point counts up to this (slow)")
+    parser.add_argument("--teacher_epochs", type=int, default=15, help="training epochs of the digits teacher")
+    parser.add_argument("--skip_radius_tables", action="store_true", help="only the digits teacher table")
     return parser.parse_args()
 
 
@@ -136,8 +151,52 @@ def forward_vs_ibp(network, model, x, y, eps, repeats):
     return medians
 
 
+@contextlib.contextmanager
+def verifier_in_cache(network, verifier):
+    """Makes `certified_radius` on `network` use `verifier` (float64) within the block."""
+    saved = api._VERIFIERS.get(network)
+    api._VERIFIERS[network] = {"float64": verifier}
+    try:
+        yield
+    finally:
+        if saved is None:
+            api._VERIFIERS.pop(network, None)
+        else:
+            api._VERIFIERS[network] = saved
+
+
+def teacher_table(args):
+    """Seconds of full-CROWN certified_radius on the digits teacher: default vs plain verifier."""
+    data = load_dataset("digits", seed=0)
+    model = models.build("convex_cnn", data.input_shape, data.num_classes, filters=[32, 32, 64, 64],
+                         kernel_size=[3, 4, 3, 4], strides=[1, 2, 1, 2], dense=[256], seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(0.003),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(data.x_train, data.y_train, epochs=args.teacher_epochs, batch_size=64, verbose=0)
+    network = as_network(model)
+    print(f"\n{'digits teacher (trained), crown':34s} {'points':>6s} {'verifier':>9s} {'seconds':>8s} "
+          f"{'s/point':>8s} {'mean r':>8s} {'max |dr|':>9s}")
+    for count in [int(c) for c in args.teacher_points.split(",") if c]:
+        x, y = data.x_test[:count].astype(np.float64), data.y_test[:count]
+        runs = [("default", Verifier(network))]
+        if count <= args.teacher_plain_points:
+            runs.append(("plain", Verifier(network, skip_stable=False)))
+        radii = {}
+        for label, verifier in runs:
+            with verifier_in_cache(network, verifier):
+                seconds, radii[label] = timed(lambda: certified_radius(network, x, y, method="crown",
+                                                                        max_radius=0.5))
+            gap = float(np.max(np.abs(radii[label] - radii["default"])))
+            print(f"{'':34s} {count:6d} {label:>9s} {seconds:8.1f} {seconds / count:8.3f} "
+                  f"{np.mean(radii[label]):8.4f} {gap:9.1e}", flush=True)
+
+
 def main():
     args = parse_args()
+    if args.teacher_points:
+        teacher_table(args)
+    if args.skip_radius_tables:
+        return
     methods = args.methods.split(",")
     print(f"{'case':30s} {'method':12s} {'batch':>5s} {'batched pts/s':>14s} {'eager loop pts/s':>17s} "
           f"{'ratio':>7s} {'peak MiB':>9s} {'max |dr|':>9s} {'mean r':>8s}")

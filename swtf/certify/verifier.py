@@ -20,11 +20,18 @@ gives. Intermediate CROWN passes batch the rows of the identity spec in chunks b
 Full CROWN's intermediate passes (by default, `skip_stable=True`) bound only the neurons whose sign
 CROWN itself could leave undecided: an interval pass from the bounds already known encloses CROWN's
 bounds of the node (`sparse_crown`), and neurons stable under that enclosure are stable under CROWN,
-so their relaxation is already fixed; the numbers are those of `skip_stable=False`, which bounds every
-neuron. The chunks have fixed shapes (the chunk width is a power of two, the last chunk padded), so
-each start node compiles a handful of graphs, not one per call; and where the start node is a dense
-or convolution layer whose transposed map fits in memory, a unit row's first backward step is read
-from that map (a gather) instead of a transposed convolution.
+so their relaxation is already fixed; the relaxations, hence all bounds, are those of
+`skip_stable=False`, which bounds every neuron (up to float rounding). The stable neurons keep the
+enclosure as their (looser, same-sign) bounds; the unstable ones carry exact CROWN bounds. Intermediate
+bounds are never intersected with IBP (that would be tighter than full CROWN, and not what auto_LiRPA's
+CROWN computes without its sparse reference bounds).
+
+Each undecided (point, neuron) pair is one backward row, with its point's input set and relaxations
+gathered, so the work follows each point's own count rather than the largest. Rows go in chunks of
+about CHUNK_ELEMENTS coefficients (cache-sized); chunk widths come from a small set of values and the
+last chunk is padded, so each start node compiles a handful of graphs, not one per call. Where the
+start node is a dense or convolution layer whose transposed map fits in MAX_START_ROWS, a unit row's
+first backward step is a row of that map (a gather) instead of a transposed convolution.
 """
 
 import functools
