@@ -38,7 +38,7 @@ def save_trained(run_dir, name, model, metrics):
         "name": name,
         "architecture": getattr(model, "architecture", type(model).__name__),
         "hparams": getattr(model, "hparams", {}),
-        "params": count_params(model) if hasattr(model, "ordered_layers") else int(model.count_params()),
+        "params": count_params(model),
         "metrics": dict(metrics),
     }
     io.write_json(record_path(run_dir, name), record)

@@ -168,6 +168,5 @@ def build(name, input_shape, num_classes, *, normalization=None, seed=None, **hp
 
 
 def count_params(model):
-    """Number of parameters (trainable or not, normalisation constants excluded)."""
-    return int(sum(np.prod(w.shape) for layer in model.ordered_layers if not isinstance(
-        layer, keras.layers.Normalization) for w in layer.weights))
+    """Number of parameters of any Keras model, trainable or not (fixed normalisation constants are not weights)."""
+    return int(sum(np.prod(w.shape) for w in model.weights))

@@ -13,10 +13,10 @@ import numpy as np
 from absl import flags
 
 from swtf import models, runs, train
+from swtf.attack import robust_accuracy
 from swtf.distribute import flags as distribute_flags
 from swtf.distribute import strategies
 from swtf.errors import SwtfError
-from swtf.attack import robust_accuracy
 from swtf.train import certified
 from swtf.train.adversarial import PGDTraining
 

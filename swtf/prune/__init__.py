@@ -4,7 +4,8 @@ Policy (`policies`: which filters), schedule (`schedule`: how many, when, with f
 (`surgery`: rebuild the smaller model) are separate, as in tensorflow-model-optimization.
 """
 
-from swtf.prune.cost import count_flops, count_params
+from swtf.models import count_params
+from swtf.prune.cost import count_flops
 from swtf.prune.plots import plot_accuracy_vs_params, plot_sensitivity
 from swtf.prune.policies import global_fraction, l1_threshold, layer_fraction, normalised_scores, sensitivity
 from swtf.prune.schedule import PruneStep, constant, distillation_loss, polynomial, prune_iteratively

@@ -9,7 +9,6 @@ costs n * m per position. Bias additions, activations, pooling and batch norm ar
 import keras
 import numpy as np
 
-from swtf import models
 from swtf.prune.graph import layer_graph
 
 
@@ -28,9 +27,3 @@ def count_flops(model):
     """Multiply-adds of `model`'s Conv2D and Dense layers for one example (see the module docstring)."""
     return sum(_multiply_adds(node) for node in layer_graph(model).nodes)
 
-
-def count_params(model):
-    """Parameters of `model`: `swtf.models.count_params` for a LayerStack, Keras's count otherwise."""
-    if hasattr(model, "ordered_layers"):
-        return models.count_params(model)
-    return int(model.count_params())

@@ -17,7 +17,8 @@ import tensorflow_model_optimization as tfmot
 from swtf import train
 from swtf.distill import losses
 from swtf.errors import SwtfError
-from swtf.prune.cost import count_flops, count_params
+from swtf.models import count_params
+from swtf.prune.cost import count_flops
 from swtf.prune.scores import filter_counts
 from swtf.prune.surgery import remove_filters
 
