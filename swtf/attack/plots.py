@@ -34,6 +34,7 @@ def plot_robustness_curves(curves, path, *, norm="linf", band="minmax", title="A
     """
     inputs.check_choice("band", band, BANDS)
     figure, axes = plt.subplots(figsize=(6, 4))
+    axes.set_prop_cycle(color=plt.get_cmap("tab20").colors)  # distinct colours for up to 20 models
     for name, curve in curves.items():
         eps = np.asarray(curve["eps"], np.float64)
         order = np.argsort(eps)
@@ -48,7 +49,7 @@ def plot_robustness_curves(curves, path, *, norm="linf", band="minmax", title="A
     axes.set_ylabel("accuracy under attack")
     axes.set_ylim(-0.02, 1.02)
     axes.grid(alpha=0.3)
-    axes.legend(fontsize=8)
+    axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes, never over data
     with io.atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
     plt.close(figure)

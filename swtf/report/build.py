@@ -87,7 +87,7 @@ def make_plots(config, metrics):
     if metrics["attack"]:
         path = os.path.join(folder, "attack_curves.png")
         plot_robustness_curves(metrics["attack"]["curves"], path,
-                               title="Adversarial robustness (PGD; band = min-max over seeds)")
+                               title="Adversarial robustness under PGD")
         made.append(("Adversarial: accuracy under PGD against eps", path))
     if metrics.get("certified"):
         method = metrics["certify"]["methods"][0]

@@ -15,10 +15,20 @@ from swtf import io  # noqa: E402
 RADIUS_LABEL = "L∞ radius ε (pixel units, [0, 1])"
 
 
+def _legend_beside(ax):
+    """Legend to the right of the axes, so that it never hides data, whatever the number of models."""
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+
+
+def _model_axes():
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    ax.set_prop_cycle(color=plt.get_cmap("tab20").colors)  # distinct colours for up to 20 models
+    return fig, ax
+
+
 def _save(fig, path):
-    fig.tight_layout()
     with io.atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
+        fig.savefig(tmp, dpi=120, format="png", bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -60,7 +70,7 @@ def distillation_accuracy_vs_temperature(rows, path):
     ax.set_xlabel("teacher temperature T (log scale)")
     ax.set_ylabel("accuracy")
     ax.set_title("Distillation: accuracy against temperature")
-    ax.legend(fontsize=7)
+    _legend_beside(ax)
     ax.grid(alpha=0.3)
     return _save(fig, path)
 
@@ -87,21 +97,21 @@ def pruning_accuracy_vs_params(steps, teacher, path):
 
 def sorted_radii(radii_by_model, method, path):
     """Certified radii sorted in decreasing order against the fraction of test points."""
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    fig, ax = _model_axes()
     for name, radii in radii_by_model.items():
         values = np.sort(np.asarray(radii, dtype=float))[::-1]
         ax.plot(np.arange(1, len(values) + 1) / len(values), values, label=name)
     ax.set_xlabel("fraction of test points")
     ax.set_ylabel(f"certified {RADIUS_LABEL}")
     ax.set_title(f"Certified radii ({method}), sorted; misclassified points count as 0")
-    ax.legend(fontsize=7)
+    _legend_beside(ax)
     ax.grid(alpha=0.3)
     return _save(fig, path)
 
 
 def certified_accuracy_vs_eps(radii_by_model, method, path):
     """Certified accuracy (fraction of points with radius >= eps) against eps."""
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    fig, ax = _model_axes()
     top = max((float(np.max(r)) for r in radii_by_model.values() if len(r)), default=0.1) or 0.1
     grid = np.linspace(0.0, top * 1.05, 200)
     for name, radii in radii_by_model.items():
@@ -111,6 +121,6 @@ def certified_accuracy_vs_eps(radii_by_model, method, path):
     ax.set_ylabel("certified accuracy")
     ax.set_ylim(0, 1.02)
     ax.set_title(f"Certified accuracy against radius ({method})")
-    ax.legend(fontsize=7)
+    _legend_beside(ax)
     ax.grid(alpha=0.3)
     return _save(fig, path)
