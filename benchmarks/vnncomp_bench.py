@@ -5,7 +5,7 @@ default, each within the timeout its CSV gives, and prints one line per instance
 solved (unsat + sat), unsat, sat, unknown/timeout, and total wall time (network loads included).
 
     python benchmarks/vnncomp_bench.py --limit 30              # the 256x2 instances
-    python benchmarks/vnncomp_bench.py --instances /work/shared/vnncomp/test/test_instances.csv
+    python benchmarks/vnncomp_bench.py --instances ../shared/vnncomp/test/test_instances.csv
 """
 
 import argparse
@@ -18,7 +18,8 @@ from swtf import io  # noqa: E402
 from swtf.vnnlib import benchmark  # noqa: E402
 from swtf.vnnlib.results import read_instances  # noqa: E402
 
-DEFAULT = "/work/shared/vnncomp/mnistfc/mnistfc_instances.csv"
+DEFAULT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "vnncomp", "mnistfc",
+                       "mnistfc_instances.csv")
 
 
 def parse_args():

@@ -69,6 +69,17 @@ def _default_run_dir(dataset):
     return os.path.join("runs", re.sub(r"[^A-Za-z0-9_.-]", "_", stem))
 
 
+def parse_numbers(values, flag, kind=float):
+    """A list flag's values as a tuple of `kind` (one-line error for a non-number or an empty list)."""
+    try:
+        numbers = tuple(kind(v) for v in values)
+    except ValueError:
+        raise SwtfError(f"--{flag} must be a comma-separated list of numbers, got {','.join(values)}") from None
+    if not numbers:
+        raise SwtfError(f"--{flag} needs at least one value")
+    return numbers
+
+
 def parse_hparams(text, flag="hparams"):
     """A JSON object of architecture hyper-parameters (one-line error otherwise)."""
     try:

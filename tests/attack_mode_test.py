@@ -3,8 +3,6 @@
 import csv
 import json
 import os
-import subprocess
-import sys
 import types
 
 import numpy as np
@@ -16,22 +14,10 @@ from swtf.attack.reference import cleverhans_pgd
 from swtf.data import load_dataset
 from swtf.errors import SwtfError
 from swtf.modes import attack as attack_mode
+from tests.cli_helpers import swtf_cli, assert_one_line_error
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 POINTS = 40
 TRAIN = ("--mode=train", "--model=snn", '--hparams={"width": 16}', "--epochs=3", "--learning_rate=0.01", "--quiet")
-
-
-def swtf_cli(*args):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.run([sys.executable, "-m", "swtf.main", *args], capture_output=True, text=True, cwd=REPO,
-                          env=env, timeout=600)
-
-
-def assert_one_line_error(result, fragment):
-    assert result.returncode == 2, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("swtf: error:") and fragment in lines[0], result.stderr
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,6 @@ import csv
 import json
 import os
 import re
-import subprocess
-import sys
 import types
 
 import numpy as np
@@ -19,15 +17,9 @@ from swtf.certify.results import SoundnessError, _check_soundness
 from swtf.data import load_dataset
 from swtf.errors import SwtfError
 from swtf.modes import certify as certify_mode
+from tests.cli_helpers import swtf_cli
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 POINTS, EPS = 12, 0.02
-
-
-def swtf_cli(*args):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.run([sys.executable, "-m", "swtf.main", *args], capture_output=True, text=True, cwd=REPO,
-                          env=env, timeout=600)
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,6 @@
 """The command line as a user meets it: help, bad input (one line, exit 2), train, export and reload."""
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -10,22 +8,8 @@ import tensorflow as tf
 
 from swtf import checkpoints, modes, runs
 from swtf.errors import SwtfError
+from tests.cli_helpers import swtf_cli, assert_one_line_error
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def swtf_cli(*args, cwd=None):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.run([sys.executable, "-m", "swtf.main", *args], capture_output=True, text=True,
-                          cwd=cwd or REPO, env=env, timeout=600)
-
-
-def assert_one_line_error(result, fragment):
-    assert result.returncode == 2, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("swtf: error:") and fragment in lines[0], lines[0]
-    assert "Traceback" not in result.stderr
 
 
 def test_helpfull_lists_the_common_flags():

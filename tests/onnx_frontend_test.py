@@ -2,6 +2,7 @@
 VNN-COMP networks, refusals naming the node, and a mismatch located at the node that causes it."""
 
 import numpy as np
+import os
 import onnx
 import onnxruntime as ort
 import pytest
@@ -11,7 +12,7 @@ from swtf.certify.network import forward
 from swtf.errors import SwtfError
 from swtf.onnx import frontend, from_onnx, ops
 
-VNNCOMP = "/work/shared/vnncomp"
+VNNCOMP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "vnncomp")
 RNG = np.random.default_rng(0)
 
 

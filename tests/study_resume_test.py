@@ -9,7 +9,7 @@ import sys
 import time
 
 from swtf.modes import study as study_mode
-from tests.cli_test import REPO, swtf_cli
+from tests.cli_helpers import REPO, swtf_cli
 
 SMALL_STUDY = ["--epochs=6", "--patience=3", "--study_points=30", "--study_students=snn:width=16;shallow_cnn:filters=4",
                "--study_temperatures=1,4", "--study_seeds=0", "--study_eps_grid=0,0.1", "--attack_steps=5",

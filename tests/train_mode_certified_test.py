@@ -7,7 +7,7 @@ train_certified_test.py makes the stronger CROWN claim with longer training."""
 import numpy as np
 
 from swtf import certify, data, runs
-from tests.cli_test import assert_one_line_error, swtf_cli
+from tests.cli_helpers import assert_one_line_error, swtf_cli
 
 EPS = 0.1
 

@@ -3,8 +3,6 @@
 
 import csv
 import os
-import subprocess
-import sys
 import types
 
 import numpy as np
@@ -15,15 +13,9 @@ from swtf.modes import verify as verify_mode
 from swtf.onnx import from_onnx
 from swtf.vnnlib import read_vnnlib
 from swtf.vnnlib.verify import verify_property
+from tests.cli_helpers import swtf_cli
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TEST = "/work/shared/vnncomp/test"
-
-
-def swtf_cli(*args):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.run([sys.executable, "-m", "swtf.main", *args], capture_output=True, text=True, cwd=REPO,
-                          env=env, timeout=600)
+TEST = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "vnncomp", "test")
 
 
 def test_instances_csv_gives_the_library_verdicts(tmp_path):

@@ -7,6 +7,7 @@
   from the ONNX weights (not through the ONNX front-end).
 """
 
+import os
 import re
 
 import keras
@@ -22,8 +23,8 @@ from swtf.vnnlib import read_vnnlib
 from swtf.vnnlib.results import results_text
 from swtf.vnnlib.verify import verify_property
 
-TEST = "/work/shared/vnncomp/test"
-MNIST = "/work/shared/vnncomp/mnistfc"
+TEST = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "vnncomp", "test")
+MNIST = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "vnncomp", "mnistfc")
 
 
 def run_onnx(path, x):

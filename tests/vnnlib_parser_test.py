@@ -1,6 +1,7 @@
 """VNN-LIB parser: boxes, disjunctions (also with the input bounds inside them), linear terms, clear
 refusals, and the 75 KB mnistfc files read fast and checked against an independent line-by-line reading."""
 
+import os
 import re
 import time
 
@@ -87,7 +88,7 @@ def test_unsupported_input_is_refused_with_one_line(text, message):
 
 
 def test_mnistfc_property_is_fast_and_matches_an_independent_reading():
-    path = "/work/shared/vnncomp/mnistfc/prop_7_0.05.vnnlib"
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "vnncomp", "mnistfc", "prop_7_0.05.vnnlib")
     start = time.perf_counter()
     prop = read_vnnlib(path)
     assert time.perf_counter() - start < 1.0

@@ -14,6 +14,7 @@ import os
 
 from absl import flags
 
+from swtf import config as config_lib
 from swtf import runs
 from swtf.attack import ATTACKS, curves, lp_balls
 from swtf.attack import plots as attack_plots
@@ -57,16 +58,6 @@ class Options:
     distribute: distribute_flags.DistributeOptions = distribute_flags.DistributeOptions()
 
 
-def _numbers(values, flag, kind):
-    try:
-        numbers = tuple(kind(v) for v in values)
-    except ValueError:
-        raise SwtfError(f"--{flag} must be a comma-separated list of numbers, got {','.join(values)}") from None
-    if not numbers:
-        raise SwtfError(f"--{flag} needs at least one value")
-    return numbers
-
-
 def _check_backend(fv):
     if fv.attack_restarts > 1 and fv.attack != "pgd":
         raise SwtfError(f"--attack_restarts applies to --attack=pgd only; {fv.attack} starts at x, so use 1")
@@ -84,10 +75,10 @@ def _check_backend(fv):
 
 def options_from_flags(fv):
     """Validates the attack flags (and the shared --attack_steps, --attack_restarts) into `Options`."""
-    eps_grid = tuple(sorted(set(_numbers(fv.attack_eps, "attack_eps", float))))
+    eps_grid = tuple(sorted(set(config_lib.parse_numbers(fv.attack_eps, "attack_eps", float))))
     if not all(math.isfinite(eps) and eps >= 0 for eps in eps_grid):
         raise SwtfError(f"--attack_eps radii must be finite and >= 0, got {','.join(fv.attack_eps)}")
-    seeds = _numbers(fv.attack_seeds, "attack_seeds", int)
+    seeds = config_lib.parse_numbers(fv.attack_seeds, "attack_seeds", int)
     if min(seeds) < 0 or len(set(seeds)) != len(seeds):
         raise SwtfError(f"--attack_seeds must be distinct integers >= 0, got {','.join(fv.attack_seeds)}")
     if fv.attack_points < 1:

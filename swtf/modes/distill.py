@@ -12,6 +12,7 @@ import os
 from absl import flags
 
 from swtf import checkpoints, io, models, runs, train
+from swtf import config as config_lib
 from swtf.distill import augment, plots, study, sweep, temperature, trainer, transfer
 from swtf.distribute import engine, records, sharded, shards
 from swtf.distribute import flags as distribute_flags
@@ -52,19 +53,9 @@ class Options:
     distribute: distribute_flags.DistributeOptions = distribute_flags.DistributeOptions()
 
 
-def _numbers(values, flag, kind):
-    try:
-        return tuple(kind(v) for v in values)
-    except ValueError:
-        raise SwtfError(f"--{flag} must be a comma-separated list of {kind.__name__}s, got {','.join(values)}") \
-            from None
-
-
 def spec_from_flags(fv):
     """The `DistillSpec` of the distillation flags (first temperature), shared with `--mode=search`."""
-    temperatures = _numbers(fv.temperatures or [], "temperatures", float)
-    if not temperatures:
-        raise SwtfError("--temperatures needs at least one value, e.g. --temperatures=1,2,4")
+    temperatures = config_lib.parse_numbers(fv.temperatures or [], "temperatures", float)
     flip = {"auto": augment.default_augmentation(fv.dataset).horizontal_flip, "on": True, "off": False}
     augmentation = augment.Augmentation(max_shift=fv.augment_shift, horizontal_flip=flip[fv.augment_flip])
     return trainer.DistillSpec(method=fv.distill_method, temperature=temperatures[0], alpha=fv.alpha,
@@ -75,7 +66,7 @@ def options_from_flags(fv):
     spec, temperatures = spec_from_flags(fv)
     for t in temperatures:
         dataclasses.replace(spec, temperature=t)  # validates each temperature
-    seeds = _numbers(fv.seeds, "seeds", int) if fv.seeds else (fv.seed,)
+    seeds = config_lib.parse_numbers(fv.seeds, "seeds", int) if fv.seeds else (fv.seed,)
     if min(seeds) < 0:
         raise SwtfError(f"--seeds must be >= 0, got {fv.seeds}")
     if not fv.student_name or not fv.student_name.replace("_", "").replace("-", "").isalnum():

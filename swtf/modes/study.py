@@ -62,13 +62,6 @@ class Options:
     force_stage: str
 
 
-def _numbers(values, flag, kind):
-    try:
-        return tuple(kind(v) for v in values)
-    except ValueError:
-        raise SwtfError(f"--{flag} must be a comma-separated list of numbers, got {','.join(values)}") from None
-
-
 STAGES = [
     pipeline.Stage("teacher", (), stages.teacher_settings, stages.run_teacher),
     pipeline.Stage("students", ("teacher",), stages.students_settings, stages.run_students),
@@ -85,9 +78,10 @@ def options_from_flags(fv):
     from swtf.certify import METHODS
     from swtf.distill import sweep
 
-    temperatures = _numbers(fv.study_temperatures, "study_temperatures", float)
-    eps_grid = tuple(sorted(set(_numbers(fv.study_eps_grid, "study_eps_grid", float)) | {fv.study_eps}))
-    seeds = _numbers(fv.study_seeds, "study_seeds", int)
+    temperatures = config_lib.parse_numbers(fv.study_temperatures, "study_temperatures", float)
+    eps_grid = config_lib.parse_numbers(fv.study_eps_grid, "study_eps_grid", float)
+    eps_grid = tuple(sorted(set(eps_grid) | {fv.study_eps}))
+    seeds = config_lib.parse_numbers(fv.study_seeds, "study_seeds", int)
     methods = tuple(fv.study_certify_methods)
     checks = [
         (temperatures and min(temperatures) > 0, "--study_temperatures must be positive numbers"),
