@@ -1,18 +1,20 @@
 """Certified-radius throughput of swtf.certify: batched against an eager per-point loop, same run.
 
 For a digits student (shallow_cnn, briefly trained) and a CIFAR-size convex_cnn (32x32x3, random
-weights), and each method: `certified_radius` on a batch (after one untimed call at the batch's shape,
-which traces the compiled functions), against the same algorithm run point by point with every
-tf.function executed eagerly (`tf.config.run_functions_eagerly`), the baseline. Both give the same radii
-(checked). Peak memory is the largest resident-set growth sampled during the batched call. A second table
-compares one IBP bound evaluation with two forward passes of the same network (float64 TF, compiled),
-and with two passes of the Keras model (float32).
+weights, or trained for --cifar_epochs on CIFAR-10), and each method: `certified_radius` on a batch
+(after one untimed call at the batch's shape, which traces the compiled functions), against the same
+algorithm run point by point with every tf.function executed eagerly (`tf.config.run_functions_eagerly`),
+the baseline. Both give the same radii (checked). For CROWN methods, "vs dense" is the batched speed-up
+of receptive-field patches over dense rows (`Verifier(patch_rows=False)`; same radii, checked). Peak
+memory is the largest resident-set growth sampled during the batched call. A second table compares one
+IBP bound evaluation with two forward passes of the same network (float64 TF, compiled), and with two
+passes of the Keras model (float32).
 
 A third table times full-CROWN `certified_radius` (max_radius 0.5, tol 1e-4) on the digits teacher
 (convex_cnn, filters 32-32-64-64, kernels 3-4-3-4, strides 1-2-1-2, dense 256, trained briefly) for each
 `--teacher_points` count, with the default verifier (intermediate CROWN only on neurons an enclosure
-leaves undecided) and, for counts up to `--teacher_plain_points`, with the plain one (every neuron),
-checking that both give the same radii.
+leaves undecided, convolution rows as patches), with dense rows ("dense") and, for counts up to
+`--teacher_plain_points`, with the plain one (every neuron, dense rows), checking all give the same radii.
 
 Goals: IBP within 3x of two forward passes; batched CROWN at least 10x the per-point loop.
 
@@ -49,6 +51,10 @@ def parse_args():
     parser.add_argument("--cifar_tol", type=float, default=2e-3, help="bisection tolerance (CIFAR)")
     parser.add_argument("--cifar_max_radius", type=float, default=0.01, help="largest radius searched (CIFAR)")
     parser.add_argument("--epochs", type=int, default=3, help="training epochs of the digits student")
+    parser.add_argument("--cifar_epochs", type=int, default=0, help="train the CIFAR-size net this many epochs "
+                        "on the cifar10.npz in --data_dir (0: random weights on noise)")
+    parser.add_argument("--data_dir", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"),
+                        help="folder with cifar10.npz")
     parser.add_argument("--repeats", type=int, default=5, help="timed calls of the forward/IBP comparison")
     parser.add_argument("--teacher_points", default="20", help="comma-separated point counts for the digits "
                         "teacher CROWN radius table ('' skips it)")
@@ -102,21 +108,39 @@ def digits_case(args):
 
 
 def cifar_case(args):
+    """Random weights on uniform noise, or with --cifar_epochs, trained on the CIFAR-10 copy in --data_dir
+    (test images, true labels)."""
     model = models.build("convex_cnn", (32, 32, 3), 10, seed=0)
-    x = np.random.default_rng(0).uniform(0, 1, (args.cifar_points, 32, 32, 3))
-    y = np.argmax(np.asarray(model(x.astype(np.float32))), axis=1)
-    return ("cifar convex_cnn (random)", model, x, y, args.cifar_loop_points, args.cifar_tol,
-            args.cifar_max_radius, 2 / 255)
+    if not args.cifar_epochs:
+        x = np.random.default_rng(0).uniform(0, 1, (args.cifar_points, 32, 32, 3))
+        y = np.argmax(np.asarray(model(x.astype(np.float32))), axis=1)
+        name = "cifar convex_cnn (random)"
+    else:
+        data = load_dataset("cifar10", data_dir=args.data_dir, seed=0, test_limit=args.cifar_points)
+        model.compile(optimizer=keras.optimizers.Adam(0.002),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model.fit(data.x_train, data.y_train, epochs=args.cifar_epochs, batch_size=128, verbose=0)
+        x, y = data.x_test.astype(np.float64), data.y_test
+        name = f"cifar convex_cnn ({args.cifar_epochs} ep)"
+    return name, model, x, y, args.cifar_loop_points, args.cifar_tol, args.cifar_max_radius, 2 / 255
 
 
 def radius_row(network, x, y, method, loop_points, tol, max_radius, eps):
-    """Batched and eager per-point throughput of `certified_radius` for one method."""
+    """Batched and eager per-point throughput of `certified_radius` for one method, and for CROWN
+    methods the batched throughput with dense rows instead of patches (`Verifier(patch_rows=False)`)."""
     def radius(points, labels):
         return certified_radius(network, points, labels, method=method, tol=tol, max_radius=max_radius)
 
     margin_bounds(network, x, y, eps, method=method)  # traces the batch's shape
     with PeakMemory() as memory:
         batched_seconds, radii = timed(lambda: radius(x, y))
+    dense_rate = float("nan")
+    if method != "ibp":
+        with verifier_in_cache(network, Verifier(network, patch_rows=False)):
+            margin_bounds(network, x, y, eps, method=method)
+            dense_seconds, dense_radii = timed(lambda: radius(x, y))
+        assert np.array_equal(dense_radii, radii), "patches and dense rows disagree"
+        dense_rate = len(x) / dense_seconds
     tf.config.run_functions_eagerly(True)
     try:
         loop_seconds, looped = timed(lambda: [radius(x[i:i + 1], y[i:i + 1])[0] for i in range(loop_points)])
@@ -124,6 +148,7 @@ def radius_row(network, x, y, method, loop_points, tol, max_radius, eps):
         tf.config.run_functions_eagerly(False)
     batched_rate, loop_rate = len(x) / batched_seconds, loop_points / loop_seconds
     return {"method": method, "batched": batched_rate, "loop": loop_rate, "ratio": batched_rate / loop_rate,
+            "patches": batched_rate / dense_rate,
             "memory": memory.mib, "agree": float(np.max(np.abs(np.asarray(looped) - radii[:loop_points]))),
             "mean_radius": float(np.mean(radii))}
 
@@ -178,7 +203,7 @@ def teacher_table(args):
           f"{'s/point':>8s} {'mean r':>8s} {'max |dr|':>9s}")
     for count in [int(c) for c in args.teacher_points.split(",") if c]:
         x, y = data.x_test[:count].astype(np.float64), data.y_test[:count]
-        runs = [("default", Verifier(network))]
+        runs = [("default", Verifier(network)), ("dense", Verifier(network, patch_rows=False))]
         if count <= args.teacher_plain_points:
             runs.append(("plain", Verifier(network, skip_stable=False)))
         radii = {}
@@ -199,7 +224,7 @@ def main():
         return
     methods = args.methods.split(",")
     print(f"{'case':30s} {'method':12s} {'batch':>5s} {'batched pts/s':>14s} {'eager loop pts/s':>17s} "
-          f"{'ratio':>7s} {'peak MiB':>9s} {'max |dr|':>9s} {'mean r':>8s}")
+          f"{'ratio':>7s} {'vs dense':>9s} {'peak MiB':>9s} {'max |dr|':>9s} {'mean r':>8s}")
     ibp_rows = []
     for build_case in (digits_case, cifar_case):
         name, model, x, y, loop_points, tol, max_radius, eps = build_case(args)
@@ -207,7 +232,7 @@ def main():
         for method in methods:
             row = radius_row(network, x, y, method, loop_points, tol, max_radius, eps)
             print(f"{name:30s} {method:12s} {len(x):5d} {row['batched']:14.2f} {row['loop']:17.3f} "
-                  f"{row['ratio']:7.1f} {row['memory']:9.1f} {row['agree']:9.1e} {row['mean_radius']:8.4f}",
+                  f"{row['ratio']:7.1f} {row['patches']:9.1f} {row['memory']:9.1f} {row['agree']:9.1e} {row['mean_radius']:8.4f}",
                   flush=True)
         ibp_rows.append((name, len(x), forward_vs_ibp(network, model, x, y, eps, args.repeats)))
     print(f"\n{'case':30s} {'batch':>5s} {'IBP ms':>8s} {'fwd64 ms':>9s} {'IBP/(2 fwd64)':>14s} "

@@ -58,7 +58,7 @@ def backward_lower_bound(nodes, start, spec, inputs, relaxations, alphas=None):
     n, s = tf.shape(spec)[0], tf.shape(spec)[1]
     pending = {start: tf.reshape(spec, tf.concat([[n * s], nodes[start].shape], 0))}
     zero = tf.zeros([n * s], spec.dtype)
-    return _propagate(nodes, start, pending, zero, zero, n, s, inputs, relaxations, alphas)
+    return propagate(nodes, start, pending, zero, zero, n, s, inputs, relaxations, alphas)
 
 
 def neuron_bounds(nodes, start, start_rows, pairs, inputs, relaxations):
@@ -87,11 +87,11 @@ def neuron_bounds(nodes, start, start_rows, pairs, inputs, relaxations):
     if node.bias is not None:
         bias = tf.gather(tf.reshape(tf.broadcast_to(node.bias, node.shape), [-1]), index)
     bias = tf.reshape(tf.concat([bias, -bias], 1), [-1])
-    lower = _propagate(nodes, parent, pending, bias, tf.abs(bias), n, 2, inputs, relaxations, None)
+    lower = propagate(nodes, parent, pending, bias, tf.abs(bias), n, 2, inputs, relaxations, None)
     return lower[:, 0], -lower[:, 1]
 
 
-def _propagate(nodes, top, pending, bias, magnitude, n, s, inputs, relaxations, alphas):
+def propagate(nodes, top, pending, bias, magnitude, n, s, inputs, relaxations, alphas):
     """Carries the pending coefficients {node id: (N * S, *shape)} from node `top` down to the input."""
     dtype = bias.dtype
     for i in range(top, 0, -1):

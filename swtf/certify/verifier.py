@@ -30,8 +30,10 @@ Each undecided (point, neuron) pair is one backward row, with its point's input 
 gathered, so the work follows each point's own count rather than the largest. Rows go in chunks of
 about CHUNK_ELEMENTS coefficients (cache-sized); chunk widths come from a small set of values and the
 last chunk is padded, so each start node compiles a handful of graphs, not one per call. Where the
-start node is a dense or convolution layer whose transposed map fits in MAX_START_ROWS, a unit row's
-first backward step is a row of that map (a gather) instead of a transposed convolution.
+start node is a convolution, its rows travel back as receptive-field patches (`patches`) as long as a
+patch is smaller than its feature map; otherwise, where the start node is a dense or convolution layer
+whose transposed map fits in MAX_START_ROWS, a unit row's first backward step is a row of that map (a
+gather) instead of a transposed convolution.
 """
 
 import functools
@@ -39,7 +41,7 @@ import math
 
 import tensorflow as tf
 
-from swtf.certify import alpha_crown
+from swtf.certify import alpha_crown, patches
 from swtf.certify.backward_crown import backward_lower_bound, neuron_bounds
 from swtf.certify.ibp import interval_bounds, interval_spec_lower_bound
 from swtf.certify.linear_ops import tensor_nodes
@@ -91,11 +93,14 @@ def _chunk_width(count, largest):
 class Verifier:
     """Computes certified bounds for one network; build once, call many times (e.g. in bisection)."""
 
-    def __init__(self, network, dtype=tf.float64, live=False, skip_stable=True):
+    def __init__(self, network, dtype=tf.float64, live=False, skip_stable=True, patch_rows=True):
         """`live`: bound with the weights' source variables, read at every call (see `tensor_nodes`).
 
         `skip_stable`: full CROWN bounds only the neurons it could leave unstable (same numbers; see the
         module docstring); False bounds every ReLU input neuron by its own backward pass.
+
+        `patch_rows`: undecided neurons of convolutions are bounded with receptive-field patches
+        (`patches`; same numbers); False carries every row as a dense tensor of the whole feature map.
         """
         self.network = network
         self.dtype = dtype
@@ -109,6 +114,8 @@ class Verifier:
         self._neurons = {}
         self._enclosure = {}
         self._start_rows = {}
+        self._patch_plans = {i: patches.patch_plan(self.nodes, i) if patch_rows else None
+                             for i in range(len(self.nodes))}
         self._alpha_step = tf.function(functools.partial(alpha_crown.bound_and_gradient,
                                                          self._backward_from(network.output_id)),
                                        autograph=False)
@@ -148,9 +155,20 @@ class Verifier:
 
     def _neurons_from(self, start):
         if start not in self._neurons:
-            self._neurons[start] = tf.function(
-                functools.partial(neuron_bounds, self.nodes, start, self._transposed_map(start)), autograph=False)
+            plan = self._patch_plans[start]
+            if plan is not None:
+                bounds = functools.partial(patches.patch_neuron_bounds, self.nodes, plan)
+            else:
+                bounds = functools.partial(neuron_bounds, self.nodes, start, self._transposed_map(start))
+            self._neurons[start] = tf.function(bounds, autograph=False)
         return self._neurons[start]
+
+    def _row_elements(self, start):
+        """Largest coefficient tensor (elements) one backward row from node `start` creates."""
+        plan = self._patch_plans[start]
+        if plan is not None:
+            return plan.row_elements(self.nodes)
+        return max(math.prod(node.shape) for node in self.nodes[:start + 1])
 
     def _transposed_map(self, start):
         """(size, *input shape): the transposed linear map of a dense/conv2d start node, or None (too big,
@@ -187,8 +205,7 @@ class Verifier:
         if count == 0:
             return lower, upper
         shape = self.nodes[node_id].shape
-        widest = max(math.prod(node.shape) for node in self.nodes[:node_id + 1])
-        chunk = _chunk_width(count, max(1, CHUNK_ELEMENTS // (2 * widest)))
+        chunk = _chunk_width(count, max(1, CHUNK_ELEMENTS // (2 * self._row_elements(node_id))))
         lowers, uppers = [], []
         for begin in range(0, count, chunk):
             part = pairs[begin:begin + chunk]

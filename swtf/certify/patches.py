@@ -1,0 +1,200 @@
+"""Receptive-field patches: backward CROWN rows of a convolution's neurons, kept as small local windows.
+
+A unit spec row e_(i, j, c) on the output of a convolution depends only on a kh x kw window of the
+convolution's input; one more convolution back it depends on a ((kh - 1) * s + k') window, and so on.
+The dense backward pass (`backward_crown`) carries such a row as a tensor of the whole feature map,
+almost all zeros; here it is carried as a patch (R, ph, pw, C) with an anchor (R, 2): the feature-map
+position of the patch's top-left element (negative, or past the edge, where the window covers padding).
+auto_LiRPA does the same for CNNs ("patches mode"). The rules, for coefficients A on the value of a
+node (each is the dense rule restricted to the window, since A is zero outside it):
+
+  conv2d   A on the output, anchor a  ->  conv2d_transpose(A) ('VALID', same kernel and strides) on the
+           input, window ((ph - 1) * s + kh), anchor a * s - pad_before; positions outside the input
+           map are the convolution's zero padding, so their coefficients are dropped (masked to zero);
+           bias term <A, b>.
+  relu     A+ * lower_slope + A- * upper_slope with the relaxation's windows, bias term
+           <A-, upper_intercept>; relaxations are zero-padded, so masked positions stay zero.
+  affine   A * scale, bias term <A, shift>, for a per-channel scale and shift.
+  input    concretisation over the input set's windows (A is zero elsewhere, so the box support and the
+           L2 norm of the window are those of the whole input).
+
+Invariant: a patch is zero at every position outside its node's feature map, so every bias term and
+concretisation over the window equals the dense one. Where a patch would cover the whole feature map,
+or the walk meets another op (pooling, addition, reshape), the patch is scattered into a dense tensor
+and `backward_crown` continues from there; the numbers are the dense pass's up to float rounding.
+"""
+
+import dataclasses
+import math
+
+import tensorflow as tf
+
+from swtf.certify.backward_crown import propagate
+from swtf.certify.perturbation import outward
+
+
+@dataclasses.dataclass(frozen=True)
+class PatchPlan:
+    """How unit rows of conv node `start` travel back: in patch form through the nodes of `chain`
+    ((node id, window) pairs: the node whose value the coefficients sit on and the patch's (ph, pw)
+    there, from the start's input down), then at node `end` (window `end_window`) either concretised
+    (`end` is the input, 0) or scattered into a dense tensor for `backward_crown` to continue."""
+
+    start: int
+    chain: tuple
+    end: int
+    end_window: tuple
+
+    def row_elements(self, nodes):
+        """Largest coefficient tensor per row (elements), for sizing chunks of rows."""
+        sizes = [ph * pw * nodes[i].shape[-1] for i, (ph, pw) in self.chain + ((self.end, self.end_window),)]
+        if self.end != 0:
+            sizes += [math.prod(node.shape) for node in nodes[:self.end + 1]]
+        return max(sizes)
+
+
+def _per_channel(node):
+    """True for an affine node whose scale and shift vary only along the channel axis."""
+    return all(math.prod(t.shape[:-1]) == 1 for t in (node.params["scale"], node.bias) if t.shape.rank)
+
+
+def _smaller_than_map(node, window):
+    return window[0] * window[1] < node.shape[0] * node.shape[1]
+
+
+def patch_plan(nodes, start):
+    """The `PatchPlan` of conv node `start`, or None if its rows gain nothing from patches (the first
+    window already covers the feature map)."""
+    node = nodes[start]
+    if node.op != "conv2d":
+        return None
+    at, window = node.inputs[0], tuple(node.params["kernel"].shape[:2])
+    if not _smaller_than_map(nodes[at], window):
+        return None
+    chain = []
+    while at != 0:
+        current = nodes[at]
+        if current.op == "conv2d":
+            (sh, sw), (kh, kw) = current.params["strides"], current.params["kernel"].shape[:2]
+            parent_window = ((window[0] - 1) * sh + kh, (window[1] - 1) * sw + kw)
+        elif current.op == "relu" or (current.op == "affine" and _per_channel(current)):
+            parent_window = window
+        else:
+            break
+        parent = current.inputs[0]
+        if not _smaller_than_map(nodes[parent], parent_window):
+            break
+        chain.append((at, window))
+        at, window = parent, parent_window
+    return PatchPlan(start, tuple(chain), at, window)
+
+
+def _windows(tensor, points, anchors, window):
+    """(R, ph, pw, C) windows of `tensor` (N, H, W, C) at `anchors` (R, 2) of `points` (R,), zero where a
+    window leaves the feature map."""
+    ph, pw = window
+    padded = tf.pad(tensor, [[0, 0], [ph, ph], [pw, pw], [0, 0]])
+    h, w = tensor.shape[1], tensor.shape[2]
+    rows = tf.clip_by_value(anchors[:, 0], -ph, h)[:, None] + ph + tf.range(ph)  # (R, ph)
+    cols = tf.clip_by_value(anchors[:, 1], -pw, w)[:, None] + pw + tf.range(pw)  # (R, pw)
+    r = tf.shape(points)[0]
+    index = tf.stack([tf.broadcast_to(points[:, None, None], [r, ph, pw]),
+                      tf.broadcast_to(rows[:, :, None], [r, ph, pw]),
+                      tf.broadcast_to(cols[:, None, :], [r, ph, pw])], axis=-1)
+    return tf.gather_nd(padded, index)
+
+
+def _inside(anchors, window, shape):
+    """(R, ph, pw, 1) mask of the window positions inside a feature map of `shape` (H, W, C)."""
+    rows = anchors[:, 0:1] + tf.range(window[0])
+    cols = anchors[:, 1:2] + tf.range(window[1])
+    inside_rows = tf.logical_and(rows >= 0, rows < shape[0])[:, :, None, None]
+    inside_cols = tf.logical_and(cols >= 0, cols < shape[1])[:, None, :, None]
+    return tf.logical_and(inside_rows, inside_cols)
+
+
+def _mask(a, anchors, window, shape):
+    return tf.where(_inside(anchors, window, shape), a, tf.zeros_like(a))
+
+
+def _to_dense(a, anchors, window, shape):
+    """The (R, H, W, C) dense tensor of patches `a` (R, ph, pw, C) placed at `anchors`."""
+    ph, pw = window
+    h, w, c = shape
+    r = tf.shape(a)[0]
+    rows = tf.clip_by_value(anchors[:, 0], -ph, h)[:, None] + ph + tf.range(ph)
+    cols = tf.clip_by_value(anchors[:, 1], -pw, w)[:, None] + pw + tf.range(pw)
+    index = tf.stack([tf.broadcast_to(tf.range(r)[:, None, None], [r, ph, pw]),
+                      tf.broadcast_to(rows[:, :, None], [r, ph, pw]),
+                      tf.broadcast_to(cols[:, None, :], [r, ph, pw])], axis=-1)
+    padded = tf.scatter_nd(index, a, tf.stack([r, h + 2 * ph, w + 2 * pw, c]))
+    return padded[:, ph:ph + h, pw:pw + w, :]
+
+
+def _sum_window(t):
+    return tf.reduce_sum(t, axis=[1, 2, 3])
+
+
+def patch_neuron_bounds(nodes, plan, pairs, inputs, relaxations):
+    """Lower and upper bounds, each (R,), of the neurons z_start[point, index] for `pairs` (R, 2) of
+    (point, flat neuron index): `backward_crown.neuron_bounds` computed with patches (see the module
+    docstring). Internally rows are ordered (pair, sign): +e_index, then -e_index."""
+    start = nodes[plan.start]
+    (_, wo, co), (sh, sw) = start.shape, start.params["strides"]
+    top, _, left, _ = start.params["pads"]
+    index = pairs[:, 1]
+    points = tf.repeat(pairs[:, 0], 2)
+    cell = tf.repeat(index // co, 2)
+    anchors = tf.stack([(cell // wo) * sh - top, (cell % wo) * sw - left], 1)
+    signs = tf.tile(tf.constant([1.0, -1.0], inputs[0].dtype), tf.shape(index))
+    kernel = tf.transpose(start.params["kernel"], [3, 0, 1, 2])  # (cout, kh, kw, cin)
+    window = plan.chain[0][1] if plan.chain else plan.end_window
+    a = _mask(tf.gather(kernel, tf.repeat(index % co, 2)) * signs[:, None, None, None],
+              anchors, window, start.input_shapes[0])
+    bias = tf.zeros_like(signs)
+    if start.bias is not None:
+        bias = signs * tf.gather(tf.reshape(tf.broadcast_to(start.bias, start.shape), [-1]), tf.repeat(index, 2))
+    magnitude = tf.abs(bias)
+
+    for at, window in plan.chain:
+        node = nodes[at]
+        if node.op == "relu":
+            relaxation = relaxations[at]
+            a_pos, a_neg = tf.maximum(a, 0), tf.minimum(a, 0)
+            term = _sum_window(a_neg * _windows(relaxation.upper_intercept, points, anchors, window))
+            a = (a_pos * _windows(relaxation.lower_slope, points, anchors, window)
+                 + a_neg * _windows(relaxation.upper_slope, points, anchors, window))
+            bias += term
+            magnitude += tf.abs(term)
+            continue
+        bias += _sum_window(a * node.bias)
+        magnitude += _sum_window(tf.abs(a) * tf.abs(node.bias))
+        if node.op == "affine":
+            a = a * node.params["scale"]
+            continue
+        (kh, kw), (sh, sw) = node.params["kernel"].shape[:2], node.params["strides"]
+        top, _, left, _ = node.params["pads"]
+        parent_shape = node.input_shapes[0]
+        parent_window = ((window[0] - 1) * sh + kh, (window[1] - 1) * sw + kw)
+        a = tf.nn.conv2d_transpose(a, node.params["kernel"],
+                                   output_shape=tf.stack([tf.shape(a)[0], *parent_window, parent_shape[-1]]),
+                                   strides=[sh, sw], padding="VALID")
+        anchors = anchors * tf.constant([sh, sw]) - tf.constant([top, left])
+        a = _mask(a, anchors, parent_window, parent_shape)
+
+    if plan.end == 0:
+        if hasattr(inputs, "eps"):
+            window_set = type(inputs)(_windows(inputs.center, points, anchors, plan.end_window),
+                                      tf.gather(inputs.eps, points))
+        else:
+            window_set = type(inputs)(*(_windows(t, points, anchors, plan.end_window) for t in inputs))
+        value, input_magnitude = window_set.concretize(a[:, None])
+        lower = tf.reshape(outward(value[:, 0] + bias, input_magnitude[:, 0] + magnitude), [-1, 2])
+        return lower[:, 0], -lower[:, 1]
+    # Continue densely from `plan.end`, with each pair's own input set and relaxations.
+    dense = _to_dense(a, anchors, plan.end_window, nodes[plan.end].shape)
+    inputs = type(inputs)(*(tf.gather(t, pairs[:, 0]) for t in inputs))
+    relaxations = {i: type(r)(*(tf.gather(t, pairs[:, 0]) for t in r)) for i, r in relaxations.items()}
+    lower = propagate(nodes, plan.end, {plan.end: dense}, bias, magnitude, tf.shape(index)[0], 2, inputs,
+                      relaxations, None)
+    return lower[:, 0], -lower[:, 1]
