@@ -93,7 +93,10 @@ def _build(model_ref, config, example_shape):
             for t in tf.range(config.steps):
                 logits, grad = logits_and_gradient(model, x_t, y)
                 best = keep_stronger(best, x_t, logits, y, consider=t > 0)
-                velocity = config.decay * velocity + grad / lp_balls.l1_norm(grad)
+                if config.decay:
+                    velocity = config.decay * velocity + grad / lp_balls.l1_norm(grad)
+                else:  # the steepest-ascent direction is scale-free: no normalisation needed
+                    velocity = grad
                 x_t = lp_balls.project(x_t + step_size * lp_balls.steepest_ascent(velocity, norm), x, eps, norm, clip)
             best = keep_stronger(best, x_t, model(x_t, training=False), y, consider=True)
         return best
