@@ -4,6 +4,12 @@ For each architecture and norm: both attacks get one warm-up call (tracing), the
 calls on the same batch at equal budget (eps, steps, step size, one random start); the median time
 gives PGD steps per second. Success is the fraction of the batch the model misclassifies afterwards.
 
+"bare st/s" is the floor any PGD on this model can reach: a compiled loop of nothing but the model's
+gradient, the steepest-ascent step and the projection (no random start, no strongest-iterate
+tracking), so "swtf/bare" shows how much of swtf's step is the model's own forward and backward pass.
+On small conv nets with max pooling that pass dominates (TF's CPU MaxPoolGrad and the input gradient
+of the convolution), which bounds the speed-up any implementation can have over cleverhans.
+
     python benchmarks/attack_bench.py --archs snn,scnn1 --steps 40 --batch 256
 """
 
@@ -13,8 +19,10 @@ import time
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 import swtf.attack
+from swtf.attack import lp_balls
 from swtf.attack.reference import cleverhans_pgd
 from swtf.data import load_dataset
 from swtf.models import build
@@ -53,13 +61,31 @@ def median_seconds(attack, repeats):
     return statistics.median(times), x_adv
 
 
+def bare_pgd(model, norm, steps):
+    """The floor: `steps` compiled iterations of gradient, steepest-ascent step and projection only."""
+    @tf.function(input_signature=[tf.TensorSpec((None,) + model.input_shape_, tf.float32),
+                                  tf.TensorSpec((None,), tf.int32), tf.TensorSpec((), tf.float32),
+                                  tf.TensorSpec((), tf.float32)])
+    def attack(x, y, eps, step_size):
+        x_t = x
+        for _ in tf.range(steps):
+            with tf.GradientTape() as tape:
+                tape.watch(x_t)
+                loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(y, model(x_t, training=False)))
+            direction = lp_balls.steepest_ascent(tape.gradient(loss, x_t), norm)
+            x_t = lp_balls.project(x_t + step_size * direction, x, eps, norm, (0.0, 1.0))
+        return x_t
+
+    return lambda x, y, eps: attack(tf.constant(x), tf.constant(y, tf.int32), eps, 2.5 * eps / steps).numpy()
+
+
 def main():
     args = parse_args()
     data = load_dataset("digits", seed=args.seed)
     x, y = data.x_test[:args.batch], data.y_test[:args.batch]
     print(f"digits test batch {len(x)}, {args.steps} PGD steps, step size 2.5*eps/steps, 1 random start")
     header = f"{'arch':8} {'norm':5} {'eps':>5} {'clean acc':>9} {'swtf st/s':>10} {'ch st/s':>9} {'ratio':>6} " \
-             f"{'swtf succ':>9} {'ch succ':>8}"
+             f"{'bare st/s':>10} {'swtf/bare':>9} {'swtf succ':>9} {'ch succ':>8}"
     print(header)
     for arch in args.archs.split(","):
         model = trained_model(arch, data, args.epochs, args.seed)
@@ -68,8 +94,11 @@ def main():
             budget = dict(eps=EPS[norm], norm=norm, steps=args.steps, seed=args.seed, batch_size=args.batch)
             ours_s, ours = median_seconds(lambda: swtf.attack.pgd(model, x, y, **budget), args.repeats)
             theirs_s, theirs = median_seconds(lambda: cleverhans_pgd(model, x, y, **budget), args.repeats)
+            bare = bare_pgd(model, norm, args.steps)
+            bare_s, _ = median_seconds(lambda: bare(x, y, EPS[norm]), args.repeats)
             print(f"{arch:8} {norm:5} {EPS[norm]:5.2f} {1 - clean_error:9.3f} {args.steps / ours_s:10.0f} "
-                  f"{args.steps / theirs_s:9.0f} {theirs_s / ours_s:5.2f}x "
+                  f"{args.steps / theirs_s:9.0f} {theirs_s / ours_s:5.2f}x {args.steps / bare_s:10.0f} "
+                  f"{bare_s / ours_s:8.2f}x "
                   f"{swtf.attack.is_adversarial(model, ours, y).mean():9.3f} "
                   f"{swtf.attack.is_adversarial(model, theirs, y).mean():8.3f}")
 
