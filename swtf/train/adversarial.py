@@ -66,7 +66,8 @@ class PGDTraining:
       clean_weight: weight w of the clean cross-entropy; 0 trains on adversarial examples only.
       norm: "linf" or "l2".
       clip: the input box.
-      seed: seed of the random starts; batch `step` starts from the stateless seed (seed, step).
+      seed: seed of the random starts; batch `step` starts from the stateless seed (seed, step)
+        (see `start_seed`).
 
     Example:
         fit(model, train, val, options=options, loss_fn=PGDTraining(eps=0.1, steps=7, ramp_steps=200))
@@ -100,13 +101,21 @@ class PGDTraining:
         progress = tf.cast(step, tf.float32) / float(self.ramp_steps)
         return self.eps * tf.minimum(1.0, progress)
 
+    def start_seed(self, step):
+        """The stateless seed of the random starts at optimizer step `step`: (seed, step), with the replica
+        id folded in under a multi-replica `tf.distribute` strategy, so replicas draw different starts."""
+        seed = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(step, tf.int64)])
+        replica = tf.distribute.get_replica_context()
+        if replica is None or replica.num_replicas_in_sync == 1:
+            return seed
+        return tf.random.experimental.stateless_fold_in(seed, replica.replica_id_in_sync_group)
+
     def __call__(self, model, batch, step):
         x, y = tf.convert_to_tensor(batch[0], tf.float32), batch[1]
         eps = self.epsilon(step)
         step_size = 2.5 * eps / self.steps if self.step_size is None else self.step_size
-        seed = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(step, tf.int64)])
         x_adv = pgd_examples(model, x, y, eps, steps=self.steps, step_size=step_size, norm=self.norm,
-                             clip=self.clip, seed=seed)
+                             clip=self.clip, seed=self.start_seed(step))
         loss = cross_entropy_loss(model, (x_adv, y), step)
         if self.clean_weight > 0:
             loss = (1.0 - self.clean_weight) * loss + self.clean_weight * cross_entropy_loss(model, (x, y), step)
