@@ -1,5 +1,6 @@
 """Tests of receptive-field patches (`swtf.certify.patches`): the bounds of every neuron of every
-convolution equal those of dense backward rows (`backward_crown.neuron_bounds`) to 1e-12, through each
+convolution, each side as its own row, equal those of the plain path's dense identity-spec passes (as do
+`backward_crown.neuron_bounds` rows, one-hot or gathered from the transposed map) to 1e-12, through each
 patch rule (convolution with 'same' stride-2 asymmetric padding, 'valid' padding, a convolution straight
 after another, per-channel affine, ReLU) and each way a walk ends (the input, a window covering the
 feature map, pooling, a full-shape affine), under L-inf boxes and L2 balls; and the plans take the
@@ -87,12 +88,14 @@ def test_patch_rows_bound_every_conv_neuron_as_dense_rows_do(name, seed, norm, e
         planned += 1
         relaxations = _relaxations_before(verifier, start, inputs)
         size = int(np.prod(node.shape))
-        pairs = tf.constant([(p, i) for p in range(3) for i in range(size)], tf.int32)
-        got = patch_neuron_bounds(verifier.nodes, plan, pairs, inputs, relaxations)
-        want = neuron_bounds(verifier.nodes, start, None, pairs, inputs, relaxations)
-        for g, w in zip(got, want):
-            assert np.all(np.isfinite(w.numpy()))
-            np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-12, atol=1e-12)
+        rows = tf.constant([(p, i, sign) for p in range(3) for i in range(size) for sign in (1, -1)], tf.int32)
+        lower, upper = (b.numpy().reshape(3, -1) for b in verifier.node_bounds(start, inputs, relaxations))
+        want = np.array([lower[p, i] if sign > 0 else -upper[p, i] for p, i, sign in rows.numpy()])
+        assert np.all(np.isfinite(want))
+        for got in (patch_neuron_bounds(verifier.nodes, plan, rows, inputs, relaxations),
+                    neuron_bounds(verifier.nodes, start, None, rows, inputs, relaxations),
+                    neuron_bounds(verifier.nodes, start, verifier._transposed_map(start), rows, inputs, relaxations)):
+            np.testing.assert_allclose(got.numpy(), want, rtol=1e-12, atol=1e-12)
     assert planned >= 3
 
 

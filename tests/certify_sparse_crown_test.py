@@ -3,6 +3,8 @@ enclosure contains plain full CROWN's bounds of every ReLU input, and the bounds
 those of the plain path (every neuron bounded) to 1e-9 on conv nets with strides, padding, residual
 additions, average pooling and affine layers, under L-inf and L2."""
 
+import math
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -14,7 +16,7 @@ from swtf.certify.network import NetworkBuilder, same_pads
 from swtf.certify.perturbation import input_set
 from swtf.certify.relu_relaxation import relu_relaxation
 from swtf.certify.sparse_crown import crown_enclosure, undecided_neurons
-from swtf.certify.verifier import Verifier, _chunk_width
+from swtf.certify.verifier import CHUNK_ELEMENTS, Verifier, _chunk_width
 
 
 def _residual_net(seed):
@@ -139,13 +141,20 @@ def test_small_radius_bounds_only_a_few_neurons():
 
 
 def test_repeated_calls_compile_a_bounded_number_of_graphs():
+    """Each start node compiles one graph per chunk width it meets (a few per octave of row counts), and
+    calls that meet the same widths again compile nothing more."""
     network = _convex_cnn(0)
     verifier = Verifier(network)
     spec = specs.logit_spec(3, 10, tf.float64)
-    for eps in np.linspace(0.001, 0.1, 12):
+    radii = np.linspace(0.001, 0.1, 12)
+    for eps in radii:
+        verifier.spec_lower_bounds(_inputs(network, "linf", eps)[1], spec, "crown")
+    traced = {start: function.experimental_get_tracing_count() for start, function in verifier._neurons.items()}
+    for eps in radii:
         verifier.spec_lower_bounds(_inputs(network, "linf", eps)[1], spec, "crown")
     for start, function in verifier._neurons.items():
-        assert function.experimental_get_tracing_count() <= 12, start
+        largest = CHUNK_ELEMENTS // verifier._row_elements(start)
+        assert function.experimental_get_tracing_count() == traced[start] <= 4 * math.log2(largest) + 1, start
 
 
 @pytest.mark.parametrize("count, largest, width", [(1012, 1, 1), (40, 512, 40), (524, 512, 320), (975, 12, 12),

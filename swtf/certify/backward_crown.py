@@ -61,34 +61,32 @@ def backward_lower_bound(nodes, start, spec, inputs, relaxations, alphas=None):
     return propagate(nodes, start, pending, zero, zero, n, s, inputs, relaxations, alphas)
 
 
-def neuron_bounds(nodes, start, start_rows, pairs, inputs, relaxations):
-    """Lower and upper bounds, each (R,), of the neurons z_start[point, index] for `pairs` (R, 2) of
-    (point, flat neuron index): the same numbers as `backward_lower_bound` with the unit spec rows
-    e_index and -e_index of that point.
+def neuron_bounds(nodes, start, start_rows, rows, inputs, relaxations):
+    """Lower bounds, (R,), of sign * z_start[point, index] for `rows` (R, 3) of (point, flat neuron index,
+    sign +1 or -1): the same numbers as `backward_lower_bound` with the spec row sign * e_index of that
+    point (sign -1 gives minus an upper bound).
 
-    Each pair is its own row with its point's input set and relaxations gathered, so points with few
-    neurons to bound cost few rows. When `start_rows` is given, it is the transpose of node `start`'s
-    linear map applied to every unit vector, (size, *input shape): the first backward step of a unit
-    row is then a row of it (a gather), not a transposed convolution; the bias term of e_i is bias_i.
+    Each row carries its point's input set and relaxations, gathered, so points with few neurons to bound
+    cost few rows. When `start_rows` is given, it is the transpose of node `start`'s linear map applied to
+    every unit vector, (size, *input shape): the first backward step of a unit row is then a row of it (a
+    gather), not a transposed convolution; the bias term of e_i is bias_i.
     """
-    points, index = pairs[:, 0], pairs[:, 1:]
+    points, index = rows[:, 0], rows[:, 1]
+    signs = tf.cast(rows[:, 2], inputs[0].dtype)
     inputs = type(inputs)(*(tf.gather(t, points) for t in inputs))
     relaxations = {i: type(r)(*(tf.gather(t, points) for t in r)) for i, r in relaxations.items()}
     n, node = tf.shape(index)[0], nodes[start]
     if start_rows is None:
-        rows = tf.reshape(tf.one_hot(index, math.prod(node.shape), dtype=inputs[0].dtype),
+        spec = tf.reshape(tf.one_hot(index, math.prod(node.shape), dtype=signs.dtype) * signs[:, None],
                           tf.concat([[n, 1], node.shape], 0))
-        lower = backward_lower_bound(nodes, start, tf.concat([rows, -rows], 1), inputs, relaxations)
-        return lower[:, 0], -lower[:, 1]
+        return backward_lower_bound(nodes, start, spec, inputs, relaxations)[:, 0]
     (parent,) = node.inputs
-    rows = tf.gather(start_rows, index)  # (R, 1, *input shape)
-    pending = {parent: tf.reshape(tf.concat([rows, -rows], 1), tf.concat([[2 * n], nodes[parent].shape], 0))}
-    bias = tf.zeros([n, 1], rows.dtype)
+    coefficients = tf.gather(start_rows, index) * tf.reshape(signs, [-1] + [1] * len(nodes[parent].shape))
+    bias = tf.zeros_like(signs)
     if node.bias is not None:
-        bias = tf.gather(tf.reshape(tf.broadcast_to(node.bias, node.shape), [-1]), index)
-    bias = tf.reshape(tf.concat([bias, -bias], 1), [-1])
-    lower = propagate(nodes, parent, pending, bias, tf.abs(bias), n, 2, inputs, relaxations, None)
-    return lower[:, 0], -lower[:, 1]
+        bias = signs * tf.gather(tf.reshape(tf.broadcast_to(node.bias, node.shape), [-1]), index)
+    return propagate(nodes, parent, {parent: coefficients}, bias, tf.abs(bias), n, 1, inputs, relaxations,
+                     None)[:, 0]
 
 
 def propagate(nodes, top, pending, bias, magnitude, n, s, inputs, relaxations, alphas):

@@ -135,25 +135,22 @@ def _sum_window(t):
     return tf.reduce_sum(t, axis=[1, 2, 3])
 
 
-def patch_neuron_bounds(nodes, plan, pairs, inputs, relaxations):
-    """Lower and upper bounds, each (R,), of the neurons z_start[point, index] for `pairs` (R, 2) of
-    (point, flat neuron index): `backward_crown.neuron_bounds` computed with patches (see the module
-    docstring). Internally rows are ordered (pair, sign): +e_index, then -e_index."""
+def patch_neuron_bounds(nodes, plan, rows, inputs, relaxations):
+    """Lower bounds, (R,), of sign * z_start[point, index] for `rows` (R, 3) of (point, flat neuron index,
+    sign): `backward_crown.neuron_bounds` computed with patches (see the module docstring)."""
     start = nodes[plan.start]
     (_, wo, co), (sh, sw) = start.shape, start.params["strides"]
     top, _, left, _ = start.params["pads"]
-    index = pairs[:, 1]
-    points = tf.repeat(pairs[:, 0], 2)
-    cell = tf.repeat(index // co, 2)
+    points, index = rows[:, 0], rows[:, 1]
+    signs = tf.cast(rows[:, 2], inputs[0].dtype)
+    cell = index // co
     anchors = tf.stack([(cell // wo) * sh - top, (cell % wo) * sw - left], 1)
-    signs = tf.tile(tf.constant([1.0, -1.0], inputs[0].dtype), tf.shape(index))
     kernel = tf.transpose(start.params["kernel"], [3, 0, 1, 2])  # (cout, kh, kw, cin)
     window = plan.chain[0][1] if plan.chain else plan.end_window
-    a = _mask(tf.gather(kernel, tf.repeat(index % co, 2)) * signs[:, None, None, None],
-              anchors, window, start.input_shapes[0])
+    a = _mask(tf.gather(kernel, index % co) * signs[:, None, None, None], anchors, window, start.input_shapes[0])
     bias = tf.zeros_like(signs)
     if start.bias is not None:
-        bias = signs * tf.gather(tf.reshape(tf.broadcast_to(start.bias, start.shape), [-1]), tf.repeat(index, 2))
+        bias = signs * tf.gather(tf.reshape(tf.broadcast_to(start.bias, start.shape), [-1]), index)
     magnitude = tf.abs(bias)
 
     for at, window in plan.chain:
@@ -189,12 +186,10 @@ def patch_neuron_bounds(nodes, plan, pairs, inputs, relaxations):
         else:
             window_set = type(inputs)(*(_windows(t, points, anchors, plan.end_window) for t in inputs))
         value, input_magnitude = window_set.concretize(a[:, None])
-        lower = tf.reshape(outward(value[:, 0] + bias, input_magnitude[:, 0] + magnitude), [-1, 2])
-        return lower[:, 0], -lower[:, 1]
-    # Continue densely from `plan.end`, with each pair's own input set and relaxations.
+        return outward(value[:, 0] + bias, input_magnitude[:, 0] + magnitude)
+    # Continue densely from `plan.end`, with each row's own input set and relaxations.
     dense = _to_dense(a, anchors, plan.end_window, nodes[plan.end].shape)
-    inputs = type(inputs)(*(tf.gather(t, pairs[:, 0]) for t in inputs))
-    relaxations = {i: type(r)(*(tf.gather(t, pairs[:, 0]) for t in r)) for i, r in relaxations.items()}
-    lower = propagate(nodes, plan.end, {plan.end: dense}, bias, magnitude, tf.shape(index)[0], 2, inputs,
-                      relaxations, None)
-    return lower[:, 0], -lower[:, 1]
+    inputs = type(inputs)(*(tf.gather(t, points) for t in inputs))
+    relaxations = {i: type(r)(*(tf.gather(t, points) for t in r)) for i, r in relaxations.items()}
+    return propagate(nodes, plan.end, {plan.end: dense}, bias, magnitude, tf.shape(index)[0], 1, inputs,
+                     relaxations, None)[:, 0]

@@ -26,8 +26,11 @@ enclosure as their (looser, same-sign) bounds; the unstable ones carry exact CRO
 bounds are never intersected with IBP (that would be tighter than full CROWN, and not what auto_LiRPA's
 CROWN computes without its sparse reference bounds).
 
-Each undecided (point, neuron) pair is one backward row, with its point's input set and relaxations
-gathered, so the work follows each point's own count rather than the largest. Rows go in chunks of
+A neuron's relaxation needs both CROWN bounds only if it is unstable: each undecided neuron first gets
+the side more likely to prove it stable (its lower bound if the enclosure leans positive, else its upper
+bound), and only the neurons that side leaves undecided get the other one; the side not computed keeps
+the enclosure's value. Each (point, neuron, side) is one backward row, with its point's input set and
+relaxations gathered, so the work follows each point's own count rather than the largest. Rows go in chunks of
 about CHUNK_ELEMENTS coefficients (cache-sized); chunk widths come from a small set of values and the
 last chunk is padded, so each start node compiles a handful of graphs, not one per call. Where the
 start node is a convolution, its rows travel back as receptive-field patches (`patches`) as long as a
@@ -193,30 +196,44 @@ class Verifier:
                                                   autograph=False)
         return self._enclosure[target]
 
+    def _row_bounds(self, node_id, rows, inputs, relaxations):
+        """(R,) lower bounds of sign * z[point, index] for `rows` (R, 3) of (point, index, sign), by
+        backward CROWN in chunks of rows."""
+        count = int(rows.shape[0])
+        chunk = _chunk_width(count, max(1, CHUNK_ELEMENTS // self._row_elements(node_id)))
+        bounds = []
+        for begin in range(0, count, chunk):
+            part = rows[begin:begin + chunk]
+            if part.shape[0] < chunk:  # pad with repeats of the first rows (bounded, then dropped)
+                part = tf.concat([part, rows[:chunk - part.shape[0]]], 0)
+            bounds.append(self._neurons_from(node_id)(part, inputs, relaxations))
+        return tf.concat(bounds, 0)[:count]
+
     def undecided_node_bounds(self, node_id, inputs, known, relaxations):
-        """(lower, upper) of node `node_id` enclosing its full-CROWN bounds, equal to them wherever the
-        enclosure leaves a neuron's sign undecided (see `sparse_crown`); `known` as for
-        `sparse_crown.crown_enclosure`."""
+        """(lower, upper) of node `node_id` enclosing its full-CROWN bounds, equal to them on each side
+        CROWN had to compute to decide a neuron's sign (see `sparse_crown` and the module docstring);
+        `known` as for `sparse_crown.crown_enclosure`."""
         relevant = {i: r for i, r in relaxations.items() if i < node_id}
         lower, upper = self._enclosure_of(node_id)(inputs, {i: b for i, b in known.items() if i < node_id},
                                                    relevant)
-        pairs = undecided_neurons(lower, upper)
-        count = int(pairs.shape[0])
-        if count == 0:
-            return lower, upper
         shape = self.nodes[node_id].shape
-        chunk = _chunk_width(count, max(1, CHUNK_ELEMENTS // (2 * self._row_elements(node_id))))
-        lowers, uppers = [], []
-        for begin in range(0, count, chunk):
-            part = pairs[begin:begin + chunk]
-            if part.shape[0] < chunk:  # pad with repeats of the first pairs (bounded, then dropped)
-                part = tf.concat([part, pairs[:chunk - part.shape[0]]], 0)
-            lower_part, upper_part = self._neurons_from(node_id)(part, inputs, relevant)
-            lowers.append(lower_part)
-            uppers.append(upper_part)
         n = tf.shape(lower)[0]
-        lower = tf.tensor_scatter_nd_update(tf.reshape(lower, [n, -1]), pairs, tf.concat(lowers, 0)[:count])
-        upper = tf.tensor_scatter_nd_update(tf.reshape(upper, [n, -1]), pairs, tf.concat(uppers, 0)[:count])
+        lower, upper = tf.reshape(lower, [n, -1]), tf.reshape(upper, [n, -1])
+        pairs = undecided_neurons(lower, upper)
+        # First each undecided neuron's likelier deciding side (the lower bound where the enclosure leans
+        # positive), then the other side of the neurons that one left undecided.
+        leans_positive = tf.gather_nd(upper, pairs) > -tf.gather_nd(lower, pairs)
+        signs = tf.where(leans_positive, 1, -1)
+        for _ in range(2):
+            if int(pairs.shape[0]) == 0:
+                break
+            bounds = self._row_bounds(node_id, tf.concat([pairs, signs[:, None]], 1), inputs, relevant)
+            lower = tf.tensor_scatter_nd_update(lower, tf.boolean_mask(pairs, signs > 0),
+                                                tf.boolean_mask(bounds, signs > 0))
+            upper = tf.tensor_scatter_nd_update(upper, tf.boolean_mask(pairs, signs < 0),
+                                                -tf.boolean_mask(bounds, signs < 0))
+            still = tf.logical_and(tf.gather_nd(lower, pairs) < 0, tf.gather_nd(upper, pairs) > 0)
+            pairs, signs = tf.boolean_mask(pairs, still), -tf.boolean_mask(signs, still)
         return tf.reshape(lower, (-1,) + shape), tf.reshape(upper, (-1,) + shape)
 
     def crown_relaxations(self, inputs):
