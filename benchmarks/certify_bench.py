@@ -2,7 +2,8 @@
 
 For a digits student (shallow_cnn, briefly trained) and a CIFAR-size convex_cnn (32x32x3, random
 weights, or trained for --cifar_epochs on CIFAR-10), and each method: `certified_radius` on a batch
-(after one untimed call at the batch's shape, which traces the compiled functions), against the same
+(after one untimed identical call, which compiles the graphs for every chunk width the search meets:
+steady state, as in a long study), against the same
 algorithm run point by point with every tf.function executed eagerly (`tf.config.run_functions_eagerly`),
 the baseline. Both give the same radii (checked). For CROWN methods, "vs dense" is the batched speed-up
 of receptive-field patches over dense rows (`Verifier(patch_rows=False)`; same radii, checked). Peak
@@ -125,19 +126,19 @@ def cifar_case(args):
     return name, model, x, y, args.cifar_loop_points, args.cifar_tol, args.cifar_max_radius, 2 / 255
 
 
-def radius_row(network, x, y, method, loop_points, tol, max_radius, eps):
+def radius_row(network, x, y, method, loop_points, tol, max_radius):
     """Batched and eager per-point throughput of `certified_radius` for one method, and for CROWN
     methods the batched throughput with dense rows instead of patches (`Verifier(patch_rows=False)`)."""
     def radius(points, labels):
         return certified_radius(network, points, labels, method=method, tol=tol, max_radius=max_radius)
 
-    margin_bounds(network, x, y, eps, method=method)  # traces the batch's shape
+    radius(x, y)  # compiles the graphs of every chunk width this search meets
     with PeakMemory() as memory:
         batched_seconds, radii = timed(lambda: radius(x, y))
     dense_rate = float("nan")
     if method != "ibp":
         with verifier_in_cache(network, Verifier(network, patch_rows=False)):
-            margin_bounds(network, x, y, eps, method=method)
+            radius(x, y)
             dense_seconds, dense_radii = timed(lambda: radius(x, y))
         assert np.array_equal(dense_radii, radii), "patches and dense rows disagree"
         dense_rate = len(x) / dense_seconds
@@ -230,7 +231,7 @@ def main():
         name, model, x, y, loop_points, tol, max_radius, eps = build_case(args)
         network = as_network(model)
         for method in methods:
-            row = radius_row(network, x, y, method, loop_points, tol, max_radius, eps)
+            row = radius_row(network, x, y, method, loop_points, tol, max_radius)
             print(f"{name:30s} {method:12s} {len(x):5d} {row['batched']:14.2f} {row['loop']:17.3f} "
                   f"{row['ratio']:7.1f} {row['patches']:9.1f} {row['memory']:9.1f} {row['agree']:9.1e} {row['mean_radius']:8.4f}",
                   flush=True)
