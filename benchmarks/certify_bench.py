@@ -3,13 +3,15 @@
 For a digits student (shallow_cnn, briefly trained) and a CIFAR-size convex_cnn (32x32x3, random
 weights, or trained for --cifar_epochs on CIFAR-10), and each method: `certified_radius` on a batch
 (after one untimed identical call, which compiles the graphs for every chunk width the search meets:
-steady state, as in a long study), against the same
-algorithm run point by point with every tf.function executed eagerly (`tf.config.run_functions_eagerly`),
-the baseline. Both give the same radii (checked). For CROWN methods, "vs dense" is the batched speed-up
-of receptive-field patches over dense rows (`Verifier(patch_rows=False)`; same radii, checked). Peak
-memory is the largest resident-set growth sampled during the batched call. A second table compares one
-IBP bound evaluation with two forward passes of the same network (float64 TF, compiled), and with two
-passes of the Keras model (float32).
+steady state, as in a long study), against the same algorithm run point by point with every tf.function
+executed eagerly (`tf.config.run_functions_eagerly`), the baseline; both bisect from max_radius
+(`counterexamples=False`) and give the same radii (checked). For CROWN methods, "vs dense" is the batched
+speed-up of receptive-field patches over dense rows (`Verifier(patch_rows=False)`; same radii, checked).
+"cex pts/s" is the batched throughput of the default search, which refutes radii past the nearest
+counterexample a short PGD finds without verifying them (same radii, checked). Peak memory is the
+largest resident-set growth sampled during the batched call. A second table compares one IBP bound
+evaluation with two forward passes of the same network (float64 TF, compiled), and with two passes of
+the Keras model (float32).
 
 A third table times full-CROWN `certified_radius` (max_radius 0.5, tol 1e-4) on the digits teacher
 (convex_cnn, filters 32-32-64-64, kernels 3-4-3-4, strides 1-2-1-2, dense 256, trained briefly) for each
@@ -36,7 +38,7 @@ import tensorflow as tf
 
 from swtf import models
 from swtf.certify import api, as_network, certified_radius, margin_bounds
-from swtf.certify.linear_ops import tensor_nodes
+from swtf.certify.linear_ops import network_function
 from swtf.certify.verifier import Verifier
 from swtf.data import load_dataset
 
@@ -127,10 +129,12 @@ def cifar_case(args):
 
 
 def radius_row(network, x, y, method, loop_points, tol, max_radius):
-    """Batched and eager per-point throughput of `certified_radius` for one method, and for CROWN
-    methods the batched throughput with dense rows instead of patches (`Verifier(patch_rows=False)`)."""
-    def radius(points, labels):
-        return certified_radius(network, points, labels, method=method, tol=tol, max_radius=max_radius)
+    """Throughput of `certified_radius` for one method: bisection from `max_radius` batched and in an
+    eager per-point loop; batched with receptive-field patches against dense rows (CROWN methods); and
+    batched with the counterexample upper ends (the default) against plain bisection."""
+    def radius(points, labels, counterexamples=False):
+        return certified_radius(network, points, labels, method=method, tol=tol, max_radius=max_radius,
+                                counterexamples=counterexamples)
 
     radius(x, y)  # compiles the graphs of every chunk width this search meets
     with PeakMemory() as memory:
@@ -142,6 +146,9 @@ def radius_row(network, x, y, method, loop_points, tol, max_radius):
             dense_seconds, dense_radii = timed(lambda: radius(x, y))
         assert np.array_equal(dense_radii, radii), "patches and dense rows disagree"
         dense_rate = len(x) / dense_seconds
+    radius(x, y, counterexamples=True)
+    counterexample_seconds, skipping = timed(lambda: radius(x, y, counterexamples=True))
+    assert np.array_equal(skipping, radii), "skipping counterexample-refuted radii changed the radii"
     tf.config.run_functions_eagerly(True)
     try:
         loop_seconds, looped = timed(lambda: [radius(x[i:i + 1], y[i:i + 1])[0] for i in range(loop_points)])
@@ -149,23 +156,14 @@ def radius_row(network, x, y, method, loop_points, tol, max_radius):
         tf.config.run_functions_eagerly(False)
     batched_rate, loop_rate = len(x) / batched_seconds, loop_points / loop_seconds
     return {"method": method, "batched": batched_rate, "loop": loop_rate, "ratio": batched_rate / loop_rate,
-            "patches": batched_rate / dense_rate,
+            "patches": batched_rate / dense_rate, "counterexamples": len(x) / counterexample_seconds,
             "memory": memory.mib, "agree": float(np.max(np.abs(np.asarray(looped) - radii[:loop_points]))),
             "mean_radius": float(np.mean(radii))}
 
 
 def forward_vs_ibp(network, model, x, y, eps, repeats):
     """Median seconds of one IBP margin evaluation, of a float64 TF forward pass, of a Keras forward pass."""
-    nodes = tensor_nodes(network, tf.float64)
-
-    @tf.function(autograph=False)
-    def forward64(points):
-        values = [points]
-        for node in nodes[1:]:
-            parents = [values[i] for i in node.inputs]
-            values.append(tf.nn.relu(parents[0]) if node.op == "relu" else node.apply(*parents))
-        return values[-1]
-
+    forward64 = tf.function(network_function(network, tf.float64), autograph=False)
     keras_forward = tf.function(lambda points: model(points, training=False), autograph=False)
     x64, x32 = tf.constant(x, tf.float64), tf.constant(x, tf.float32)
     calls = {"ibp": lambda: margin_bounds(network, x, y, eps, method="ibp"),
@@ -225,7 +223,8 @@ def main():
         return
     methods = args.methods.split(",")
     print(f"{'case':30s} {'method':12s} {'batch':>5s} {'batched pts/s':>14s} {'eager loop pts/s':>17s} "
-          f"{'ratio':>7s} {'vs dense':>9s} {'peak MiB':>9s} {'max |dr|':>9s} {'mean r':>8s}")
+          f"{'ratio':>7s} {'vs dense':>9s} {'cex pts/s':>10s} {'peak MiB':>9s} {'max |dr|':>9s} "
+          f"{'mean r':>8s}")
     ibp_rows = []
     for build_case in (digits_case, cifar_case):
         name, model, x, y, loop_points, tol, max_radius, eps = build_case(args)
@@ -233,7 +232,8 @@ def main():
         for method in methods:
             row = radius_row(network, x, y, method, loop_points, tol, max_radius)
             print(f"{name:30s} {method:12s} {len(x):5d} {row['batched']:14.2f} {row['loop']:17.3f} "
-                  f"{row['ratio']:7.1f} {row['patches']:9.1f} {row['memory']:9.1f} {row['agree']:9.1e} {row['mean_radius']:8.4f}",
+                  f"{row['ratio']:7.1f} {row['patches']:9.1f} {row['counterexamples']:10.2f} {row['memory']:9.1f} "
+                  f"{row['agree']:9.1e} {row['mean_radius']:8.4f}",
                   flush=True)
         ibp_rows.append((name, len(x), forward_vs_ibp(network, model, x, y, eps, args.repeats)))
     print(f"\n{'case':30s} {'batch':>5s} {'IBP ms':>8s} {'fwd64 ms':>9s} {'IBP/(2 fwd64)':>14s} "

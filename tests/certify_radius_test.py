@@ -1,11 +1,14 @@
 """Tests of `certified_radius`: exact radii on a linear net, verified radii with no counterexample
-below them, bisection tightness for (inclusion-monotone) IBP, and 0 for misclassified points."""
+below them, bisection tightness for (inclusion-monotone) IBP, and 0 for misclassified points; the
+counterexample distances (never closer than the decision boundary) and the bisection that skips radii
+they refute (plain bisection's radii with fewer verifications, misclassified points never verified)."""
 
 import keras
 import numpy as np
 import pytest
 
 from swtf import certify
+from swtf.certify.counterexamples import counterexample_radii
 from swtf.certify.network import forward
 from swtf.certify.sampling import perturbation_samples
 from swtf.errors import SwtfError
@@ -79,3 +82,47 @@ def test_bad_radius_arguments_raise():
         certify.certified_radius(_threshold_model(0.0), np.array([[0.8]]), np.array([0]), max_radius=-1.0)
     with pytest.raises(SwtfError, match="labels must be"):
         certify.certified_radius(_threshold_model(0.0), np.array([[0.8]]), np.array([2]))
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_counterexamples_lie_no_closer_than_the_boundary_and_within_twice_its_distance(norm):
+    network = certify.as_network(_threshold_model(0.0))
+    x, boundary = np.array([[0.8], [0.6], [0.9]]), np.array([0.3, 0.1, 0.4])
+    found = counterexample_radii(network, x, np.array([0, 0, 0]), norm=norm, clip=(0.0, 1.0), max_radius=1.0,
+                                 min_radius=1e-4)
+    assert np.all(found >= boundary - 1e-6) and np.all(found <= 2 * boundary + 1e-6), found
+    none = counterexample_radii(network, x, np.array([0, 0, 0]), norm=norm, clip=(0.0, 1.0), max_radius=0.05,
+                                min_radius=1e-4)
+    np.testing.assert_array_equal(none, np.inf)  # no counterexample exists within 0.05
+
+
+@pytest.mark.parametrize("method, norm", [("crown", "linf"), ("ibp", "linf"), ("crown", "l2")])
+def test_skipping_radii_refuted_by_counterexamples_finds_the_radii_of_plain_bisection(method, norm):
+    """With fewer verifications, none of a misclassified point."""
+    model = _net(3)
+    network = certify.as_network(model)
+    x = np.random.default_rng(3).random((8, 4, 4, 1))
+    y = np.argmax(forward(network, x), axis=1)
+    y[:2] = (y[:2] + 1) % 3  # two misclassified points
+    original = certify.api.margin_lower_bounds
+    verified = {}
+    for counterexamples in (True, False):
+        points = verified[counterexamples] = []
+
+        def spy(verifier, batch, labels, *args):
+            points.extend(map(tuple, batch.reshape(len(batch), -1)))
+            return original(verifier, batch, labels, *args)
+
+        certify.api.margin_lower_bounds = spy
+        try:
+            radius = certify.certified_radius(model, x, y, norm=norm, method=method, max_radius=2.0, tol=1e-3,
+                                              counterexamples=counterexamples)
+        finally:
+            certify.api.margin_lower_bounds = original
+        if counterexamples:
+            searched = radius
+    np.testing.assert_array_equal(searched, radius)
+    np.testing.assert_array_equal(searched[:2], 0.0)
+    assert np.all(searched[2:] > 0)
+    assert len(verified[True]) < len(verified[False])
+    assert not {tuple(p) for p in x[:2].reshape(2, -1)} & (set(verified[True]) | set(verified[False]))

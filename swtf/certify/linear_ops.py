@@ -166,3 +166,17 @@ def tensor_nodes(network, dtype, live=False):
             weight_keys=tuple(k for k in params if isinstance(node.params[k], np.ndarray)),
             bias=None if bias_key is None else _weight(node, bias_key, dtype, live)))
     return nodes
+
+
+def network_function(network, dtype):
+    """x (B, *input_shape) -> output (B, *output_shape): the network evaluated with TF ops in `dtype`."""
+    nodes = tensor_nodes(network, dtype)
+
+    def apply(x):
+        values = [x]
+        for node in nodes[1:]:
+            parents = [values[i] for i in node.inputs]
+            values.append(tf.nn.relu(parents[0]) if node.op == "relu" else node.apply(*parents))
+        return values[-1]
+
+    return apply

@@ -1,6 +1,10 @@
 """`certified_radius`: the largest radius each point is certified at, by batched bisection.
 
-All points bisect together: each step verifies every point at its own midpoint in one batched call.
+All points still searching bisect together: each step verifies each of them at its own midpoint in one
+batched call (points already resolved, or misclassified, are not verified again). A midpoint at or
+beyond the distance of a counterexample a short attack found (`counterexamples`) is refuted without a
+verification: no sound method certifies a ball holding a misclassified point, so this changes which
+steps cost a bound computation (the largest radii, where they cost most), not the radii found.
 A point's lower end only ever moves to a radius that was itself verified, so the returned radius is
 always one whose certificate was computed (never an unchecked midpoint); the certificate covers the
 whole ball of that radius, hence every smaller radius too.
@@ -9,12 +13,13 @@ whole ball of that radius, hence every smaller radius too.
 import numpy as np
 
 from swtf.certify import api
+from swtf.certify.counterexamples import counterexample_radii
 from swtf.certify.network import forward
 from swtf.errors import SwtfError
 
 
 def certified_radius(model, x, y, *, norm="linf", method="crown", clip=(0.0, 1.0), max_radius=1.0,
-                     tol=1e-4, dtype="float64"):
+                     tol=1e-4, dtype="float64", counterexamples=True):
     """Largest certified radius per point, within `tol`, up to `max_radius`.
 
     Args:
@@ -24,6 +29,9 @@ def certified_radius(model, x, y, *, norm="linf", method="crown", clip=(0.0, 1.0
       max_radius: the largest radius tried (1.0 spans the whole [0, 1] box for 'linf'; use a larger
         value for 'l2' on big inputs).
       tol: bisection stops when the certified and the refuted radius are this close.
+      counterexamples: first look for misclassified points near each input (see `counterexamples`); the
+        bisection then skips verifying radii whose ball holds one (no sound method certifies them), so
+        the radii are those of plain bisection, found with fewer verifications. False verifies every step.
 
     Returns:
       (N,) NumPy radii: 0 where the point is misclassified (by the network's exact evaluation) or
@@ -37,19 +45,32 @@ def certified_radius(model, x, y, *, norm="linf", method="crown", clip=(0.0, 1.0
         raise SwtfError(f"max_radius and tol must be positive and finite, got {max_radius}, {tol}")
     verifier = api.verifier_for(network, dtype)
 
-    def certified(radii):
-        margins = api.margin_lower_bounds(verifier, x, y, radii, norm, method, clip)
-        return (margins > 0).all(axis=1)
+    correct = np.flatnonzero(np.argmax(forward(network, x), axis=1) == y)
+    nearest = np.full(len(x), np.inf)  # distance of a confirmed counterexample: no radius from there on verifies
+    if counterexamples and len(correct):
+        nearest[correct] = counterexample_radii(network, x[correct], y[correct], norm=norm, clip=clip,
+                                                max_radius=max_radius, min_radius=tol)
 
-    correct = np.argmax(forward(network, x), axis=1) == y
+    def certified(points, radii):
+        """Whether each point of `points` (indices) is certified at its radius in `radii`; radii at or past
+        the point's nearest counterexample are refuted without a verification."""
+        open_ = radii < nearest[points]
+        result = np.zeros(len(points), bool)
+        if open_.any():
+            margins = api.margin_lower_bounds(verifier, x[points[open_]], y[points[open_]], radii[open_], norm,
+                                              method, clip)
+            result[open_] = (margins > 0).all(axis=1)
+        return result
+
     low = np.zeros(len(x))
     high = np.full(len(x), float(max_radius))
-    at_max = certified(high) & correct
-    low[at_max] = high[at_max]
-    active = correct & ~at_max
-    while active.any() and np.max(high[active] - low[active]) > tol:
-        mid = np.where(active, (low + high) / 2, low)
-        ok = certified(mid) & active
-        low = np.where(ok, mid, low)
-        high = np.where(active & ~ok, mid, high)
+    at_max = certified(correct, high[correct])
+    low[correct[at_max]] = max_radius
+    active = correct[~at_max]
+    while len(active):
+        mid = (low[active] + high[active]) / 2
+        ok = certified(active, mid)
+        low[active[ok]] = mid[ok]
+        high[active[~ok]] = mid[~ok]
+        active = active[high[active] - low[active] > tol]
     return low

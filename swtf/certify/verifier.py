@@ -121,14 +121,14 @@ class Verifier:
                              for i in range(len(self.nodes))}
         self._alpha_step = tf.function(functools.partial(alpha_crown.bound_and_gradient,
                                                          self._backward_from(network.output_id)),
-                                       autograph=False)
-        self._ibp = tf.function(functools.partial(interval_bounds, self.nodes), autograph=False)
-        self._ibp_spec = tf.function(self._ibp_spec_impl, autograph=False)
+                                       autograph=False, reduce_retracing=True)
+        self._ibp = tf.function(functools.partial(interval_bounds, self.nodes), autograph=False, reduce_retracing=True)
+        self._ibp_spec = tf.function(self._ibp_spec_impl, autograph=False, reduce_retracing=True)
 
     def _backward_from(self, start):
         if start not in self._backward:
             self._backward[start] = tf.function(functools.partial(backward_lower_bound, self.nodes, start),
-                                                 autograph=False)
+                                                 autograph=False, reduce_retracing=True)
         return self._backward[start]
 
     def _ibp_spec_impl(self, inputs, spec, overrides):
@@ -163,7 +163,7 @@ class Verifier:
                 bounds = functools.partial(patches.patch_neuron_bounds, self.nodes, plan)
             else:
                 bounds = functools.partial(neuron_bounds, self.nodes, start, self._transposed_map(start))
-            self._neurons[start] = tf.function(bounds, autograph=False)
+            self._neurons[start] = tf.function(bounds, autograph=False, reduce_retracing=True)
         return self._neurons[start]
 
     def _row_elements(self, start):
@@ -193,7 +193,7 @@ class Verifier:
     def _enclosure_of(self, target):
         if target not in self._enclosure:
             self._enclosure[target] = tf.function(functools.partial(crown_enclosure, self.nodes, target),
-                                                  autograph=False)
+                                                  autograph=False, reduce_retracing=True)
         return self._enclosure[target]
 
     def _row_bounds(self, node_id, rows, inputs, relaxations):

@@ -14,7 +14,7 @@ import weakref
 import numpy as np
 import tensorflow as tf
 
-from swtf.certify.linear_ops import tensor_nodes
+from swtf.certify.linear_ops import network_function
 
 STEPS = 100
 RESTARTS = 16
@@ -23,23 +23,9 @@ _PAD = 1e30  # offset of padding rows: they never hold the maximum
 _FUNCTIONS = weakref.WeakKeyDictionary()  # Network -> compiled descent
 
 
-def network_function(network, dtype=tf.float32):
-    """x (B, *input_shape) -> output (B, *output_shape), the network's TF ops in `dtype`."""
-    nodes = tensor_nodes(network, dtype)
-
-    def apply(x):
-        values = [x]
-        for node in nodes[1:]:
-            parents = [values[i] for i in node.inputs]
-            values.append(tf.nn.relu(parents[0]) if node.op == "relu" else node.apply(*parents))
-        return values[-1]
-
-    return apply
-
-
 def _descent(network):
     if network not in _FUNCTIONS:
-        _FUNCTIONS[network] = tf.function(functools.partial(_descend, network_function(network)))
+        _FUNCTIONS[network] = tf.function(functools.partial(_descend, network_function(network, tf.float32)))
     return _FUNCTIONS[network]
 
 

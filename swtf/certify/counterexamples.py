@@ -1,0 +1,72 @@
+"""Counterexample distances for the radius search: the nearest misclassified points a short PGD finds.
+
+No sound method certifies a radius whose ball holds a misclassified point, so `certified_radius` refutes
+bisection midpoints at or beyond such a point's distance without computing bounds. Those are the
+largest radii, where almost every ReLU is unstable and a full-CROWN pass costs most. The radii found are
+those of plain bisection; only the work changes.
+
+PGD (`swtf.attack.pgd`, margin loss, one random start) runs on the network's own float32 TF ops at
+radii max_radius / 2**k, from the largest down, on the points it refuted at the previous radius. A
+candidate counts only if the network's exact float64 evaluation (`network.forward`) misclassifies it
+(or ties); its distance to the clean point, computed in float64, is the point's counterexample distance.
+"""
+
+import weakref
+
+import numpy as np
+import tensorflow as tf
+
+from swtf.certify.linear_ops import network_function
+from swtf.certify.network import forward
+
+STEPS = 20
+
+_TARGETS = weakref.WeakKeyDictionary()  # Network -> its float32 logits callable (compiled attacks hang on it)
+
+
+class _NetworkLogits:
+    """The network's float32 TF forward, in the form `swtf.attack` takes a model."""
+
+    def __init__(self, network):
+        self.input_shape_ = network.input_shape
+        self._apply = network_function(network, tf.float32)
+
+    def __call__(self, x, training=False):
+        return self._apply(tf.cast(x, tf.float32))
+
+
+def _distances(delta, norm):
+    flat = delta.reshape(len(delta), -1)
+    return np.max(np.abs(flat), axis=1) if norm == "linf" else np.linalg.norm(flat, axis=1)
+
+
+def counterexample_radii(network, x, y, *, norm, clip, max_radius, min_radius, seed=0):
+    """(N,) float64 distances from each point of `x` to a confirmed counterexample, inf where PGD found
+    none at any radius max_radius / 2**k >= `min_radius`.
+
+    `clip`: the input box of the L-inf set, or None (L2 balls are not intersected with a box; the
+    attack then stays in the box spanned by `x`, whose points are in the ball all the same).
+    """
+    from swtf import attack  # the attack package depends on Keras models, not the other way round
+
+    if network not in _TARGETS:
+        _TARGETS[network] = _NetworkLogits(network)
+    target = _TARGETS[network]
+    x32 = x.astype(np.float32)
+    box = clip if clip is not None else (float(x32.min()), float(x32.max()))
+    found = np.full(len(x), np.inf)
+    active = np.arange(len(x))
+    radius = float(max_radius)
+    while len(active) and radius >= min_radius:
+        x_adv = attack.pgd(target, x32[active], y[active], radius, norm=norm, steps=STEPS, loss="margin",
+                           clip=box, seed=seed).astype(np.float64)
+        logits = forward(network, x_adv)
+        label_logit = logits[np.arange(len(active)), y[active]]
+        np.put_along_axis(logits, y[active][:, None], -np.inf, axis=1)
+        refuted = (logits.max(axis=1) >= label_logit) & np.all((x_adv >= box[0]) & (x_adv <= box[1]),
+                                                              axis=tuple(range(1, x.ndim)))
+        distance = _distances(x_adv - x[active], norm)
+        found[active[refuted]] = np.minimum(found[active[refuted]], distance[refuted])
+        active = active[refuted]
+        radius /= 2
+    return found
