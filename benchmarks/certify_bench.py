@@ -7,8 +7,8 @@ steady state, as in a long study), against the same algorithm run point by point
 executed eagerly (`tf.config.run_functions_eagerly`), the baseline; both bisect from max_radius
 (`counterexamples=False`) and give the same radii (checked). For CROWN methods, "vs dense" is the batched
 speed-up of receptive-field patches over dense rows (`Verifier(patch_rows=False)`; same radii, checked).
-"cex pts/s" is the batched throughput of the default search, which refutes radii past the nearest
-counterexample a short PGD finds without verifying them (same radii, checked). Peak memory is the
+"cex pts/s" is the batched throughput of the search that refutes radii past the nearest counterexample
+a short PGD finds without verifying them (the default for crown and alpha-crown; same radii, checked). Peak memory is the
 largest resident-set growth sampled during the batched call. A second table compares one IBP bound
 evaluation with two forward passes of the same network (float64 TF, compiled), and with two passes of
 the Keras model (float32).

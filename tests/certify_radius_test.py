@@ -96,7 +96,7 @@ def test_counterexamples_lie_no_closer_than_the_boundary_and_within_twice_its_di
     np.testing.assert_array_equal(none, np.inf)  # no counterexample exists within 0.05
 
 
-@pytest.mark.parametrize("method, norm", [("crown", "linf"), ("ibp", "linf"), ("crown", "l2")])
+@pytest.mark.parametrize("method, norm", [("crown", "linf"), ("ibp", "linf"), ("alpha-crown", "l2")])
 def test_skipping_radii_refuted_by_counterexamples_finds_the_radii_of_plain_bisection(method, norm):
     """With fewer verifications, none of a misclassified point."""
     model = _net(3)
