@@ -157,14 +157,21 @@ def test_targeted_attack_moves_toward_the_target(mlp, images, norm):
 def test_random_start_is_reproducible_and_restarts_only_help(mlp, images, norm):
     x, y = images
     eps = 0.1 if norm == "linf" else 0.4
-    first = swtf.attack.pgd(mlp, x, y, eps, norm=norm, steps=5, seed=7)
-    np.testing.assert_array_equal(first, swtf.attack.pgd(mlp, x, y, eps, norm=norm, steps=5, seed=7))
-    assert not np.array_equal(first, swtf.attack.pgd(mlp, x, y, eps, norm=norm, steps=5, seed=8))
+    # One restart starts at x: no randomness, the BIM trajectory.
+    single = swtf.attack.pgd(mlp, x, y, eps, norm=norm, steps=5, seed=7)
+    np.testing.assert_array_equal(single, swtf.attack.pgd(mlp, x, y, eps, norm=norm, steps=5, seed=8))
+    np.testing.assert_array_equal(single, swtf.attack.bim(mlp, x, y, eps, norm=norm, steps=5))
+    # Further restarts start at random points drawn from the seed.
+    first = swtf.attack.pgd(mlp, x, y, eps, norm=norm, steps=5, seed=7, restarts=2)
+    np.testing.assert_array_equal(first, swtf.attack.pgd(mlp, x, y, eps, norm=norm, steps=5, seed=7, restarts=2))
+    assert not np.array_equal(first, swtf.attack.pgd(mlp, x, y, eps, norm=norm, steps=5, seed=8, restarts=2))
     # Restart 0 of a multi-restart run is the single-restart run, so no point's margin can grow.
     more = swtf.attack.pgd(mlp, x, y, eps, norm=norm, steps=5, seed=7, restarts=4)
+
     def margin(z):
         return z[np.arange(len(z)), y] - np.where(np.eye(5)[y] > 0, -np.inf, z).max(1)
-    assert np.all(margin(_logits(mlp, more)) <= margin(_logits(mlp, first)) + 1e-5)
+
+    assert np.all(margin(_logits(mlp, more)) <= margin(_logits(mlp, single)) + 1e-5)
 
 
 def test_batching_does_not_change_deterministic_attacks(mlp, images):

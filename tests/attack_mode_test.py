@@ -121,7 +121,7 @@ def options(**overrides):
     (dict(attack_points=0), "--attack_points"),
     (dict(attack_steps=0), "--attack_steps"),
     (dict(attack="bim", attack_restarts=2), "--attack_restarts applies to --attack=pgd"),
-    (dict(attack_backend="cleverhans", attack_restarts=2), "one random start"),
+    (dict(attack_backend="cleverhans", attack_restarts=2), "has one start"),
     (dict(attack_backend="cleverhans", attack_steps=2), "--attack_steps >= 3"),
     (dict(attack_models=["all", "teacher"]), "'all' or a list"),
     (dict(attack_models=["a b"]), "letters, digits"),
@@ -139,3 +139,10 @@ def test_options_sort_the_grid_and_give_each_attack_only_its_arguments():
     assert fgsm.seeds == (0,) and attack_mode.attack_kwargs(fgsm) == {"norm": "linf"}
     reference = options(attack_backend="cleverhans")
     assert attack_mode.attack_kwargs(reference) == {"norm": "linf", "steps": 20}
+
+
+def test_default_restarts_are_a_start_at_x_and_a_random_one_for_pgd_and_one_start_otherwise():
+    assert options(attack_restarts=None).restarts == attack_mode.PGD_RESTARTS == 2
+    assert options(attack_restarts=None, attack="bim").restarts == 1
+    assert options(attack_restarts=None, attack_backend="cleverhans").restarts == 1
+    assert options(attack_restarts=3).restarts == 3

@@ -41,26 +41,27 @@ def test_cleverhans_reference_respects_ball_and_box(digits_model, norm):
 
 
 @pytest.mark.parametrize("norm", sorted(BUDGETS))
-def test_same_start_swtf_succeeds_wherever_cleverhans_does(digits_model, norm):
-    """From the clean input both run the same steps; swtf also keeps the best iterate, not the last."""
+def test_swtf_succeeds_wherever_cleverhans_default_pgd_does(digits_model, norm):
+    """Cleverhans's PGD by default starts at the clean input, as swtf's first restart does: both run the
+    same steps, and swtf keeps the best iterate, not the last."""
     model, x, y = digits_model
-    ours = swtf.attack.is_adversarial(model, swtf.attack.bim(model, x, y, norm=norm, **BUDGETS[norm]), y)
     theirs = swtf.attack.is_adversarial(model, cleverhans_pgd(model, x, y, norm=norm, rand_init=False,
                                                               **BUDGETS[norm]), y)
-    assert np.all(ours >= theirs)
+    for ours in (swtf.attack.pgd(model, x, y, norm=norm, **BUDGETS[norm]),
+                 swtf.attack.pgd(model, x, y, norm=norm, restarts=2, **BUDGETS[norm]),
+                 swtf.attack.bim(model, x, y, norm=norm, **BUDGETS[norm])):
+        assert np.all(swtf.attack.is_adversarial(model, ours, y) >= theirs)
 
 
 @pytest.mark.parametrize("norm", sorted(BUDGETS))
-def test_random_start_pgd_as_strong_as_cleverhans_over_seeds(digits_model, norm):
-    """Equal eps, steps, step size and one random start each: the two run the same steps from different
-    random starts, so per seed either may win a point or two (of 200); pooled over seeds, swtf's success
-    rate must not fall behind by more than one point in a hundred."""
+def test_pgd_as_strong_as_random_start_cleverhans_over_seeds(digits_model, norm):
+    """Equal eps, steps, step size, one start each: cleverhans's random start may win a point or two (of
+    200) on a given seed; pooled over seeds, swtf's success rate must not fall behind."""
     model, x, y = digits_model
-    ours = [swtf.attack.is_adversarial(model, swtf.attack.pgd(model, x, y, norm=norm, seed=s, **BUDGETS[norm]), y)
-            for s in range(4)]
+    ours = swtf.attack.is_adversarial(model, swtf.attack.pgd(model, x, y, norm=norm, **BUDGETS[norm]), y)
     theirs = [swtf.attack.is_adversarial(model, cleverhans_pgd(model, x, y, norm=norm, seed=s, **BUDGETS[norm]), y)
               for s in range(4)]
-    assert np.mean(ours) >= np.mean(theirs) - 0.01
+    assert np.mean(ours) >= np.mean(theirs)
 
 
 def test_cleverhans_reference_is_seeded(digits_model):

@@ -13,6 +13,8 @@ import pytest
 from distribute_strategies_test import ENV, REPO, last_json_line
 
 ROBUST_MIRRORED = r'''
+import json
+
 import numpy as np
 import tensorflow as tf
 

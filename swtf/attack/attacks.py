@@ -24,8 +24,9 @@ def pgd(model, x, y, eps, *, norm="linf", steps=40, step_size=None, restarts=1, 
       norm: "linf" or "l2".
       steps: gradient steps per restart.
       step_size: step length; defaults to 2.5 * eps / steps (Madry et al.'s rule of thumb).
-      restarts: independent random starts; per point the strongest iterate of all is returned.
-      random_start: start uniformly in the ball (False gives BIM's start at x).
+      restarts: starts (x, then random points); per point the strongest iterate of all is returned.
+      random_start: start restarts after the first uniformly in the ball (the first starts at x, see
+        `iterative`); False starts every restart at x (BIM's start).
       clip: the valid input box (low, high).
       targeted: whether `y` are targets to reach instead of labels to leave.
       loss: "ce" (cross-entropy) or "margin" (logit margin, Carlini & Wagner).

@@ -2,10 +2,11 @@
 
 Attacks every model named by `--attack_models` (default: all of the run's models: teacher, students,
 pruned students) on the first `--attack_points` test points, at every radius of `--attack_eps`, once per
-seed of `--attack_seeds` (the seeds of PGD's random starts; fgsm, bim and mim start at x and run once,
-with the first seed). `--attack_backend=cleverhans` crafts the examples with cleverhans 4's PGD instead,
-scored the same way. Writes `<run_dir>/attack/curves.{csv,json}` (mean, std, min and max over seeds per
-model and eps; the JSON also keeps every seed's value) and `<run_dir>/plots/attack_curves.png`.
+seed of `--attack_seeds` (the seeds of PGD's random restarts, which follow its first start at x; fgsm,
+bim and mim start at x and run once, with the first seed). `--attack_backend=cleverhans` crafts the
+examples with cleverhans 4's PGD instead, scored the same way. Writes `<run_dir>/attack/curves.{csv,json}`
+(mean, std, min and max over seeds per model and eps; the JSON also keeps every seed's value) and
+`<run_dir>/plots/attack_curves.png`.
 """
 
 import dataclasses
@@ -23,16 +24,20 @@ from swtf.distribute import flags as distribute_flags
 from swtf.errors import SwtfError
 
 DEFAULT_BATCH_SIZE = 256
+PGD_RESTARTS = 2  # a start at x and one random start per seed (see swtf.attack.iterative)
 
-flags.DEFINE_enum("attack", "pgd", list(ATTACKS), "Attack: pgd (random starts, --attack_restarts), fgsm (one step), "
-                                                  "bim (PGD from x), mim (momentum, from x).")
+flags.DEFINE_enum("attack", "pgd", list(ATTACKS), "Attack: pgd (first start at x, then random ones, "
+                  "--attack_restarts), fgsm (one step), bim (PGD from x), mim (momentum, from x).")
 flags.DEFINE_enum("attack_norm", "linf", list(lp_balls.NORMS), "Threat model: L-inf or L2 ball, within [0, 1].")
 flags.DEFINE_list("attack_eps", ["0", "0.025", "0.05", "0.1", "0.15", "0.2"],
                   "Radii of the curve (pixel units, [0, 1]); 0 gives the clean accuracy.")
 flags.DEFINE_list("attack_models", ["all"], "The run's models to attack: 'all', or a list of names.")
 flags.DEFINE_integer("attack_points", 200, "Attack the first this many test points (the same for every model).")
-flags.DEFINE_list("attack_seeds", ["0", "1", "2"], "Seeds of PGD's random starts, one run each; the curves show "
+flags.DEFINE_list("attack_seeds", ["0", "1", "2"], "Seeds of PGD's random restarts, one run each; the curves show "
                                                    "their spread (fgsm, bim, mim are deterministic: first seed).")
+flags.DEFINE_integer("attack_restarts", None, f"PGD starts per point: the first at x, the others at random points "
+                     f"drawn from the seed (default {PGD_RESTARTS} for swtf's PGD, 1 for the other attacks and the "
+                     "cleverhans backend; study and attack mode).")
 flags.DEFINE_enum("attack_backend", "swtf", list(curves.BACKENDS),
                   "Who crafts the examples: swtf, or cleverhans 4's PGD (pgd only, one restart, >= 3 steps).")
 flags.DEFINE_integer("attack_batch_size", DEFAULT_BATCH_SIZE,
@@ -58,15 +63,23 @@ class Options:
     distribute: distribute_flags.DistributeOptions = distribute_flags.DistributeOptions()
 
 
+def restarts_from_flags(fv):
+    """--attack_restarts, or by default PGD_RESTARTS for swtf's PGD and 1 for attacks that start once."""
+    if fv.attack_restarts is not None:
+        return fv.attack_restarts
+    swtf_pgd = getattr(fv, "attack", "pgd") == "pgd" and getattr(fv, "attack_backend", "swtf") == "swtf"
+    return PGD_RESTARTS if swtf_pgd else 1
+
+
 def _check_backend(fv):
-    if fv.attack_restarts > 1 and fv.attack != "pgd":
+    if fv.attack_restarts is not None and fv.attack_restarts > 1 and fv.attack != "pgd":
         raise SwtfError(f"--attack_restarts applies to --attack=pgd only; {fv.attack} starts at x, so use 1")
     if fv.attack_backend != "cleverhans":
         return
     if fv.attack != "pgd":
         raise SwtfError(f"--attack_backend=cleverhans runs only --attack=pgd, got --attack={fv.attack}")
-    if fv.attack_restarts != 1:
-        raise SwtfError(f"--attack_backend=cleverhans has one random start; use --attack_restarts=1, "
+    if restarts_from_flags(fv) != 1:
+        raise SwtfError(f"--attack_backend=cleverhans has one start; use --attack_restarts=1, "
                         f"got {fv.attack_restarts}")
     if fv.attack_steps < 3:
         raise SwtfError(f"--attack_backend=cleverhans needs step size 2.5 * eps / steps <= eps, so "
@@ -83,7 +96,7 @@ def options_from_flags(fv):
         raise SwtfError(f"--attack_seeds must be distinct integers >= 0, got {','.join(fv.attack_seeds)}")
     if fv.attack_points < 1:
         raise SwtfError(f"--attack_points must be >= 1, got {fv.attack_points}")
-    if fv.attack_steps < 1 or fv.attack_restarts < 1:
+    if fv.attack_steps < 1 or restarts_from_flags(fv) < 1:
         raise SwtfError(f"--attack_steps and --attack_restarts must be >= 1, got {fv.attack_steps} and "
                         f"{fv.attack_restarts}")
     _check_backend(fv)
@@ -103,7 +116,7 @@ def options_from_flags(fv):
     return Options(attack=fv.attack, norm=fv.attack_norm, eps_grid=eps_grid,
                    models=() if names == ("all",) else names, num_points=fv.attack_points,
                    seeds=seeds if fv.attack in curves.RANDOMIZED_ATTACKS else seeds[:1], steps=fv.attack_steps,
-                   restarts=fv.attack_restarts, backend=fv.attack_backend, band=fv.attack_band,
+                   restarts=restarts_from_flags(fv), backend=fv.attack_backend, band=fv.attack_band,
                    batch_size=batch_size, distribute=distribute)
 
 

@@ -10,6 +10,7 @@ from absl import flags
 
 from swtf import config as config_lib
 from swtf.errors import SwtfError
+from swtf.modes import attack as attack_mode
 from swtf.modes import report as report_mode
 from swtf.study import pipeline, stages
 
@@ -22,9 +23,8 @@ flags.DEFINE_float("study_eps", 0.1, "The study's L-inf radius (pixel units) for
 flags.DEFINE_list("study_eps_grid", ["0", "0.05", "0.1", "0.15", "0.2"],
                   "L-inf radii of the robustness curves.")
 flags.DEFINE_integer("study_points", 200, "Test points attacked and certified (the first N, same for every model).")
-flags.DEFINE_list("study_seeds", ["0", "1", "2"], "Seeds of the PGD random starts; curves show their spread.")
+flags.DEFINE_list("study_seeds", ["0", "1", "2"], "Seeds of the PGD random restarts; curves show their spread.")
 flags.DEFINE_integer("attack_steps", 20, "PGD steps per restart (study and attack mode).")
-flags.DEFINE_integer("attack_restarts", 1, "PGD random restarts per point (study and attack mode).")
 flags.DEFINE_list("study_certify_methods", ["crown"], "Bound methods for certified radii (first one is reported).")
 flags.DEFINE_float("study_max_radius", 0.5, "Largest radius the certified-radius bisection tries.")
 flags.DEFINE_float("study_prune_fraction", 0.5, "Share of the best student's filters removed by pruning.")
@@ -89,7 +89,8 @@ def options_from_flags(fv):
         (min(eps_grid) >= 0, "--study_eps_grid radii must be >= 0"),
         (fv.study_points >= 1, f"--study_points must be >= 1, got {fv.study_points}"),
         (seeds and min(seeds) >= 0, "--study_seeds must be non-negative integers"),
-        (fv.attack_steps >= 1 and fv.attack_restarts >= 1, "--attack_steps and --attack_restarts must be >= 1"),
+        (fv.attack_steps >= 1 and attack_mode.restarts_from_flags(fv) >= 1,
+         "--attack_steps and --attack_restarts must be >= 1"),
         (methods and set(methods) <= set(METHODS), f"--study_certify_methods must be among {', '.join(METHODS)}"),
         (fv.study_max_radius > 0, "--study_max_radius must be positive"),
         (0 < fv.study_prune_fraction < 1, "--study_prune_fraction must be in (0, 1)"),
@@ -106,7 +107,8 @@ def options_from_flags(fv):
     sweep.parse_sweep(fv.study_students)  # fails early on a bad student list
     return Options(students=fv.study_students, temperatures=temperatures, alpha=fv.study_alpha, eps=fv.study_eps,
                    eps_grid=eps_grid, num_points=fv.study_points, seeds=seeds, attack_steps=fv.attack_steps,
-                   attack_restarts=fv.attack_restarts, certify_methods=methods, max_radius=fv.study_max_radius,
+                   attack_restarts=attack_mode.restarts_from_flags(fv), certify_methods=methods,
+                   max_radius=fv.study_max_radius,
                    prune_fraction=fv.study_prune_fraction, prune_steps=fv.study_prune_steps,
                    robust_method=fv.robust_method, robust_model=fv.robust_model or fv.model,
                    robust_hparams=config_lib.parse_hparams(fv.robust_hparams or fv.hparams, "robust_hparams"),
