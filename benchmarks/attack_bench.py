@@ -1,8 +1,9 @@
 """PGD speed and strength of swtf against cleverhans 4, on the same digits models and batch, same run.
 
 For each architecture and norm: both attacks get one warm-up call (tracing), then `--repeats` timed
-calls on the same batch at equal budget (eps, steps, step size, one random start); the median time
-gives PGD steps per second. Success is the fraction of the batch the model misclassifies afterwards.
+calls on the same batch at equal budget (eps, steps, step size, one start: swtf's first start is x,
+cleverhans's here a random point); the median time gives PGD steps per second. Success is the fraction
+of the batch the model misclassifies afterwards; "ch x0 succ" is cleverhans's default PGD, from x.
 
 "bare st/s" is the floor any PGD on this model can reach: a compiled loop of nothing but the model's
 gradient, the steepest-ascent step and the projection (no random start, no strongest-iterate
@@ -83,9 +84,9 @@ def main():
     args = parse_args()
     data = load_dataset("digits", seed=args.seed)
     x, y = data.x_test[:args.batch], data.y_test[:args.batch]
-    print(f"digits test batch {len(x)}, {args.steps} PGD steps, step size 2.5*eps/steps, 1 random start")
+    print(f"digits test batch {len(x)}, {args.steps} PGD steps, step size 2.5*eps/steps, 1 start")
     header = f"{'arch':8} {'norm':5} {'eps':>5} {'clean acc':>9} {'swtf st/s':>10} {'ch st/s':>9} {'ratio':>6} " \
-             f"{'bare st/s':>10} {'swtf/bare':>9} {'swtf succ':>9} {'ch succ':>8}"
+             f"{'bare st/s':>10} {'swtf/bare':>9} {'swtf succ':>9} {'ch succ':>8} {'ch x0 succ':>10}"
     print(header)
     for arch in args.archs.split(","):
         model = trained_model(arch, data, args.epochs, args.seed)
@@ -94,13 +95,15 @@ def main():
             budget = dict(eps=EPS[norm], norm=norm, steps=args.steps, seed=args.seed, batch_size=args.batch)
             ours_s, ours = median_seconds(lambda: swtf.attack.pgd(model, x, y, **budget), args.repeats)
             theirs_s, theirs = median_seconds(lambda: cleverhans_pgd(model, x, y, **budget), args.repeats)
+            from_x = cleverhans_pgd(model, x, y, rand_init=False, **budget)
             bare = bare_pgd(model, norm, args.steps)
             bare_s, _ = median_seconds(lambda: bare(x, y, EPS[norm]), args.repeats)
             print(f"{arch:8} {norm:5} {EPS[norm]:5.2f} {1 - clean_error:9.3f} {args.steps / ours_s:10.0f} "
                   f"{args.steps / theirs_s:9.0f} {theirs_s / ours_s:5.2f}x {args.steps / bare_s:10.0f} "
                   f"{bare_s / ours_s:8.2f}x "
                   f"{swtf.attack.is_adversarial(model, ours, y).mean():9.3f} "
-                  f"{swtf.attack.is_adversarial(model, theirs, y).mean():8.3f}")
+                  f"{swtf.attack.is_adversarial(model, theirs, y).mean():8.3f} "
+                  f"{swtf.attack.is_adversarial(model, from_x, y).mean():10.3f}")
 
 
 if __name__ == "__main__":
