@@ -126,3 +126,21 @@ def test_skipping_radii_refuted_by_counterexamples_finds_the_radii_of_plain_bise
     assert np.all(searched[2:] > 0)
     assert len(verified[True]) < len(verified[False])
     assert not {tuple(p) for p in x[:2].reshape(2, -1)} & (set(verified[True]) | set(verified[False]))
+
+
+def test_counterexample_search_by_default_only_for_crown_methods_on_large_networks(monkeypatch):
+    from swtf.certify import radius as radius_module
+
+    calls = []
+    real = radius_module.counterexample_radii
+    monkeypatch.setattr(radius_module, "counterexample_radii", lambda *a, **k: calls.append(1) or real(*a, **k))
+    x = np.random.default_rng(4).random((3, 4, 4, 1))
+    small = _net(4)
+    large = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(radius_module.COUNTEREXAMPLE_MIN_RELUS, activation="relu"),
+                              keras.layers.Dense(3)])
+    for model, method, expected in [(small, "crown", 0), (large, "ibp", 0), (large, "crown", 1)]:
+        calls.clear()
+        y = np.argmax(model(x).numpy(), axis=1)
+        certify.certified_radius(model, x, y, method=method, tol=1e-2)
+        assert len(calls) == expected, (method, expected)
