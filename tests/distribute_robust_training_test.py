@@ -10,30 +10,15 @@ import sys
 
 import pytest
 
-from distribute_strategies_test import ENV, REPO, last_json_line
+from distribute_strategies_test import ENV, REPO, TWO_CPU_MIRRORED_PREAMBLE, last_json_line
 
-ROBUST_MIRRORED = r'''
-import json
-
-import numpy as np
-import tensorflow as tf
-
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-
-from swtf import attack, data, models, train
-from swtf.distribute import strategies
+ROBUST_MIRRORED = TWO_CPU_MIRRORED_PREAMBLE + r'''
+from swtf import attack
 from swtf.train import certified
 from swtf.train.adversarial import PGDTraining, pgd_examples
 
-d = data.load_dataset("digits", seed=0)
-mirrored = strategies.make_strategy("mirrored")
 with mirrored.scope():
     model = models.build("shallow_cnn", d.input_shape, 10, seed=0, filters=[4], dense=[16])
-
-# One uneven global batch of 5 (3 + 2 per replica).
-x, y = d.x_train[:5], d.y_train[:5]
-batch = next(iter(mirrored.experimental_distribute_dataset(tf.data.Dataset.from_tensor_slices((x, y)).batch(5))))
 
 
 def constant(value):

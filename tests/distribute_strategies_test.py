@@ -17,7 +17,9 @@ from swtf.errors import SwtfError
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
 
-MIRRORED = r'''
+# Start of a subprocess script: 2 logical CPUs, MirroredStrategy over them, the digits data, and one uneven
+# global batch of 5 training examples (3 + 2 per replica), `x, y` and distributed as `batch`.
+TWO_CPU_MIRRORED_PREAMBLE = r'''
 import json
 import numpy as np
 import tensorflow as tf
@@ -30,12 +32,15 @@ from swtf.distribute import strategies
 
 d = data.load_dataset("digits", seed=0)
 mirrored = strategies.make_strategy("mirrored")
+x, y = d.x_train[:5], d.y_train[:5]
+batch = next(iter(mirrored.experimental_distribute_dataset(tf.data.Dataset.from_tensor_slices((x, y)).batch(5))))
+'''
+
+MIRRORED = TWO_CPU_MIRRORED_PREAMBLE + r'''
 with mirrored.scope():
     model = models.build("snn", d.input_shape, 10, seed=0, width=16)
 
-# One uneven global batch of 5 (3 + 2 per replica): summed replica gradients against one device's.
-x, y = d.x_train[:5], d.y_train[:5]
-batch = next(iter(mirrored.experimental_distribute_dataset(tf.data.Dataset.from_tensor_slices((x, y)).batch(5))))
+# Summed replica gradients against one device's.
 
 def replica_gradients(loss_of):
     def step(b):
