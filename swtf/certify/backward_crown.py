@@ -61,6 +61,12 @@ def backward_lower_bound(nodes, start, spec, inputs, relaxations, alphas=None):
     return propagate(nodes, start, pending, zero, zero, n, s, inputs, relaxations, alphas)
 
 
+def gather_points(inputs, relaxations, points):
+    """The input set and relaxations of points `points` (R,), one row each (rows may repeat a point)."""
+    return (type(inputs)(*(tf.gather(t, points) for t in inputs)),
+            {i: type(r)(*(tf.gather(t, points) for t in r)) for i, r in relaxations.items()})
+
+
 def neuron_bounds(nodes, start, start_rows, rows, inputs, relaxations):
     """Lower bounds, (R,), of sign * z_start[point, index] for `rows` (R, 3) of (point, flat neuron index,
     sign +1 or -1): the same numbers as `backward_lower_bound` with the spec row sign * e_index of that
@@ -73,8 +79,7 @@ def neuron_bounds(nodes, start, start_rows, rows, inputs, relaxations):
     """
     points, index = rows[:, 0], rows[:, 1]
     signs = tf.cast(rows[:, 2], inputs[0].dtype)
-    inputs = type(inputs)(*(tf.gather(t, points) for t in inputs))
-    relaxations = {i: type(r)(*(tf.gather(t, points) for t in r)) for i, r in relaxations.items()}
+    inputs, relaxations = gather_points(inputs, relaxations, points)
     n, node = tf.shape(index)[0], nodes[start]
     if start_rows is None:
         spec = tf.reshape(tf.one_hot(index, math.prod(node.shape), dtype=signs.dtype) * signs[:, None],

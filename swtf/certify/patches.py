@@ -29,7 +29,7 @@ import math
 
 import tensorflow as tf
 
-from swtf.certify.backward_crown import propagate
+from swtf.certify.backward_crown import gather_points, propagate
 from swtf.certify.perturbation import outward
 
 
@@ -89,19 +89,25 @@ def patch_plan(nodes, start):
     return PatchPlan(start, tuple(chain), at, window)
 
 
+def _padded_index(batch, anchors, window, size):
+    """(R, ph, pw, 3) gather/scatter indices (batch row, row, column) of each window in a feature map of
+    spatial `size` (H, W) zero-padded by the window on every side; anchors are clipped to [-ph, H] (a window
+    entirely in the padding reads zeros wherever it lies)."""
+    (ph, pw), (h, w) = window, size
+    rows = tf.clip_by_value(anchors[:, 0], -ph, h)[:, None] + ph + tf.range(ph)  # (R, ph)
+    cols = tf.clip_by_value(anchors[:, 1], -pw, w)[:, None] + pw + tf.range(pw)  # (R, pw)
+    r = tf.shape(batch)[0]
+    return tf.stack([tf.broadcast_to(batch[:, None, None], [r, ph, pw]),
+                     tf.broadcast_to(rows[:, :, None], [r, ph, pw]),
+                     tf.broadcast_to(cols[:, None, :], [r, ph, pw])], axis=-1)
+
+
 def _windows(tensor, points, anchors, window):
     """(R, ph, pw, C) windows of `tensor` (N, H, W, C) at `anchors` (R, 2) of `points` (R,), zero where a
     window leaves the feature map."""
     ph, pw = window
     padded = tf.pad(tensor, [[0, 0], [ph, ph], [pw, pw], [0, 0]])
-    h, w = tensor.shape[1], tensor.shape[2]
-    rows = tf.clip_by_value(anchors[:, 0], -ph, h)[:, None] + ph + tf.range(ph)  # (R, ph)
-    cols = tf.clip_by_value(anchors[:, 1], -pw, w)[:, None] + pw + tf.range(pw)  # (R, pw)
-    r = tf.shape(points)[0]
-    index = tf.stack([tf.broadcast_to(points[:, None, None], [r, ph, pw]),
-                      tf.broadcast_to(rows[:, :, None], [r, ph, pw]),
-                      tf.broadcast_to(cols[:, None, :], [r, ph, pw])], axis=-1)
-    return tf.gather_nd(padded, index)
+    return tf.gather_nd(padded, _padded_index(points, anchors, window, tensor.shape[1:3]))
 
 
 def _inside(anchors, window, shape):
@@ -119,14 +125,9 @@ def _mask(a, anchors, window, shape):
 
 def _to_dense(a, anchors, window, shape):
     """The (R, H, W, C) dense tensor of patches `a` (R, ph, pw, C) placed at `anchors`."""
-    ph, pw = window
-    h, w, c = shape
+    (ph, pw), (h, w, c) = window, shape
     r = tf.shape(a)[0]
-    rows = tf.clip_by_value(anchors[:, 0], -ph, h)[:, None] + ph + tf.range(ph)
-    cols = tf.clip_by_value(anchors[:, 1], -pw, w)[:, None] + pw + tf.range(pw)
-    index = tf.stack([tf.broadcast_to(tf.range(r)[:, None, None], [r, ph, pw]),
-                      tf.broadcast_to(rows[:, :, None], [r, ph, pw]),
-                      tf.broadcast_to(cols[:, None, :], [r, ph, pw])], axis=-1)
+    index = _padded_index(tf.range(r), anchors, window, (h, w))
     padded = tf.scatter_nd(index, a, tf.stack([r, h + 2 * ph, w + 2 * pw, c]))
     return padded[:, ph:ph + h, pw:pw + w, :]
 
@@ -189,7 +190,6 @@ def patch_neuron_bounds(nodes, plan, rows, inputs, relaxations):
         return outward(value[:, 0] + bias, input_magnitude[:, 0] + magnitude)
     # Continue densely from `plan.end`, with each row's own input set and relaxations.
     dense = _to_dense(a, anchors, plan.end_window, nodes[plan.end].shape)
-    inputs = type(inputs)(*(tf.gather(t, points) for t in inputs))
-    relaxations = {i: type(r)(*(tf.gather(t, points) for t in r)) for i, r in relaxations.items()}
+    inputs, relaxations = gather_points(inputs, relaxations, points)
     return propagate(nodes, plan.end, {plan.end: dense}, bias, magnitude, tf.shape(index)[0], 1, inputs,
                      relaxations, None)[:, 0]

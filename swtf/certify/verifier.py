@@ -30,10 +30,10 @@ A neuron's relaxation needs both CROWN bounds only if it is unstable: each undec
 the side more likely to prove it stable (its lower bound if the enclosure leans positive, else its upper
 bound), and only the neurons that side leaves undecided get the other one; the side not computed keeps
 the enclosure's value. Each (point, neuron, side) is one backward row, with its point's input set and
-relaxations gathered, so the work follows each point's own count rather than the largest. Rows go in chunks of
-about CHUNK_ELEMENTS coefficients (cache-sized); chunk widths come from a small set of values and the
-last chunk is padded, so each start node compiles a handful of graphs, not one per call. Where the
-start node is a convolution, its rows travel back as receptive-field patches (`patches`) as long as a
+relaxations gathered, so the work follows each point's own count rather than the largest. Rows go in
+chunks of about CHUNK_ELEMENTS coefficients (cache-sized); chunk widths come from a small set of values
+and the last chunk is padded, so each start node compiles a handful of graphs, not one per call. Where
+the start node is a convolution, its rows travel back as receptive-field patches (`patches`) as long as a
 patch is smaller than its feature map; otherwise, where the start node is a dense or convolution layer
 whose transposed map fits in MAX_START_ROWS, a unit row's first backward step is a row of that map (a
 gather) instead of a transposed convolution.
@@ -109,6 +109,10 @@ class Verifier:
         self.dtype = dtype
         self.live = live
         self.skip_stable = skip_stable
+        # Eager callers (certified_radius) vary the batch from call to call, so the batch dimension is relaxed
+        # after a second shape. Live verifiers run inside the training step's own tf.function, where relaxed
+        # nested functions failed to trace (TypeError on the input set's fields in a 30-epoch certified run).
+        self._relax_batch = not live
         self.nodes = tensor_nodes(network, dtype, live)
         self.relu_ids = [i for i, node in enumerate(self.nodes) if node.op == "relu"]
         self._l2_ibp_frontier = _input_affine_frontier(network)
@@ -121,14 +125,15 @@ class Verifier:
                              for i in range(len(self.nodes))}
         self._alpha_step = tf.function(functools.partial(alpha_crown.bound_and_gradient,
                                                          self._backward_from(network.output_id)),
-                                       autograph=False, reduce_retracing=True)
-        self._ibp = tf.function(functools.partial(interval_bounds, self.nodes), autograph=False, reduce_retracing=True)
-        self._ibp_spec = tf.function(self._ibp_spec_impl, autograph=False, reduce_retracing=True)
+                                       autograph=False, reduce_retracing=self._relax_batch)
+        self._ibp = tf.function(functools.partial(interval_bounds, self.nodes), autograph=False,
+                                reduce_retracing=self._relax_batch)
+        self._ibp_spec = tf.function(self._ibp_spec_impl, autograph=False, reduce_retracing=self._relax_batch)
 
     def _backward_from(self, start):
         if start not in self._backward:
             self._backward[start] = tf.function(functools.partial(backward_lower_bound, self.nodes, start),
-                                                 autograph=False, reduce_retracing=True)
+                                                 autograph=False, reduce_retracing=self._relax_batch)
         return self._backward[start]
 
     def _ibp_spec_impl(self, inputs, spec, overrides):
@@ -163,7 +168,7 @@ class Verifier:
                 bounds = functools.partial(patches.patch_neuron_bounds, self.nodes, plan)
             else:
                 bounds = functools.partial(neuron_bounds, self.nodes, start, self._transposed_map(start))
-            self._neurons[start] = tf.function(bounds, autograph=False, reduce_retracing=True)
+            self._neurons[start] = tf.function(bounds, autograph=False, reduce_retracing=self._relax_batch)
         return self._neurons[start]
 
     def _row_elements(self, start):
@@ -193,7 +198,7 @@ class Verifier:
     def _enclosure_of(self, target):
         if target not in self._enclosure:
             self._enclosure[target] = tf.function(functools.partial(crown_enclosure, self.nodes, target),
-                                                  autograph=False, reduce_retracing=True)
+                                                  autograph=False, reduce_retracing=self._relax_batch)
         return self._enclosure[target]
 
     def _row_bounds(self, node_id, rows, inputs, relaxations):

@@ -53,11 +53,8 @@ class RobustSpec:
 
     def loss_fn(self, steps_per_epoch):
         """The certified `loss_fn` of this spec, its schedules counted in optimizer steps."""
-        schedules = certified.ramp_schedules(self.eps * self.train_eps_factor, self.kappa_final,
-                                             self.warmup_epochs * steps_per_epoch,
-                                             self.ramp_epochs * steps_per_epoch)
-        beta = schedules.beta if self.method == "crown-ibp" else None
-        return certified.certified_loss(self.method, schedules.eps, schedules.kappa, beta)
+        return certified.ramped_certified_loss(self.method, self.eps * self.train_eps_factor, self.kappa_final,
+                                               self.warmup_epochs * steps_per_epoch, self.ramp_epochs * steps_per_epoch)
 
 
 def robust_metrics(model, data, spec):

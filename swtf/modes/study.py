@@ -83,14 +83,15 @@ def options_from_flags(fv):
     eps_grid = tuple(sorted(set(eps_grid) | {fv.study_eps}))
     seeds = config_lib.parse_numbers(fv.study_seeds, "study_seeds", int)
     methods = tuple(fv.study_certify_methods)
+    # The study's attack is always swtf's PGD, whatever --attack says (that flag is attack mode's).
+    restarts = attack_mode.PGD_RESTARTS if fv.attack_restarts is None else fv.attack_restarts
     checks = [
         (temperatures and min(temperatures) > 0, "--study_temperatures must be positive numbers"),
         (fv.study_eps > 0, f"--study_eps must be a positive radius, got {fv.study_eps}"),
         (min(eps_grid) >= 0, "--study_eps_grid radii must be >= 0"),
         (fv.study_points >= 1, f"--study_points must be >= 1, got {fv.study_points}"),
         (seeds and min(seeds) >= 0, "--study_seeds must be non-negative integers"),
-        (fv.attack_steps >= 1 and attack_mode.restarts_from_flags(fv) >= 1,
-         "--attack_steps and --attack_restarts must be >= 1"),
+        (fv.attack_steps >= 1 and restarts >= 1, "--attack_steps and --attack_restarts must be >= 1"),
         (methods and set(methods) <= set(METHODS), f"--study_certify_methods must be among {', '.join(METHODS)}"),
         (fv.study_max_radius > 0, "--study_max_radius must be positive"),
         (0 < fv.study_prune_fraction < 1, "--study_prune_fraction must be in (0, 1)"),
@@ -107,7 +108,7 @@ def options_from_flags(fv):
     sweep.parse_sweep(fv.study_students)  # fails early on a bad student list
     return Options(students=fv.study_students, temperatures=temperatures, alpha=fv.study_alpha, eps=fv.study_eps,
                    eps_grid=eps_grid, num_points=fv.study_points, seeds=seeds, attack_steps=fv.attack_steps,
-                   attack_restarts=attack_mode.restarts_from_flags(fv), certify_methods=methods,
+                   attack_restarts=restarts, certify_methods=methods,
                    max_radius=fv.study_max_radius,
                    prune_fraction=fv.study_prune_fraction, prune_steps=fv.study_prune_steps,
                    robust_method=fv.robust_method, robust_model=fv.robust_model or fv.model,

@@ -33,10 +33,8 @@ def _pgd_loss(opts, steps_per_epoch, seed):
 
 def _certified_loss(opts, steps_per_epoch, seed):
     del seed
-    schedules = certified.ramp_schedules(opts.eps, opts.kappa_final, opts.warmup_epochs * steps_per_epoch,
-                                         opts.eps_ramp_epochs * steps_per_epoch)
-    beta = schedules.beta if opts.certified_method == "crown-ibp" else None
-    return certified.certified_loss(opts.certified_method, schedules.eps, schedules.kappa, beta)
+    return certified.ramped_certified_loss(opts.certified_method, opts.eps, opts.kappa_final,
+                                           opts.warmup_epochs * steps_per_epoch, opts.eps_ramp_epochs * steps_per_epoch)
 
 
 # --training value -> builder(options, steps_per_epoch, seed) of the fit loss_fn.

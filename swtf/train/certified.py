@@ -165,6 +165,13 @@ def certified_loss(method, eps_schedule, kappa_schedule, beta_schedule=None, *, 
     return loss_fn
 
 
+def ramped_certified_loss(method, eps, kappa_final, warmup_steps, ramp_steps, *, clip=(0.0, 1.0)):
+    """`certified_loss` on one ramp of `ramp_schedules` (beta mixing for 'crown-ibp' only)."""
+    schedules = ramp_schedules(eps, kappa_final, warmup_steps, ramp_steps)
+    beta = schedules.beta if method == "crown-ibp" else None
+    return certified_loss(method, schedules.eps, schedules.kappa, beta, clip=clip)
+
+
 def certified_accuracy(model, x, y, eps, *, method="crown", clip=(0.0, 1.0), batch_size=256):
     """Fraction of (x, y) certified at L-inf radius `eps` by the engine (float64, sound), in batches."""
     certified = [np.all(api.margin_bounds(model, x[i:i + batch_size], y[i:i + batch_size], eps, method=method,
