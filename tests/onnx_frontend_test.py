@@ -11,6 +11,7 @@ from onnx import TensorProto, helper, numpy_helper
 from swtf.certify.network import forward
 from swtf.errors import SwtfError
 from swtf.onnx import frontend, from_onnx, ops
+from swtf.onnx.constants import flatten_shape
 
 VNNCOMP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "vnncomp")
 RNG = np.random.default_rng(0)
@@ -199,3 +200,13 @@ def test_the_load_check_samples_the_given_box():
     points = frontend.sample_box(np.zeros(3), np.ones(3), 3, 50, seed=1)
     assert points.min() >= 0 and points.max() <= 1 and np.allclose(points[0], 0.5)
     assert frontend.check_against_runtime(net, -np.ones(3), np.ones(3)) == 0.0
+
+
+def test_flatten_axis_counted_from_the_end_or_equal_to_the_rank():
+    """ONNX Flatten takes axis in [-rank, rank]: a negative axis counts from the end (checked against
+    onnxruntime through a MatMul whose shape depends on it) and axis = rank leaves a trailing 1."""
+    nodes = [node("Flatten", ["x"], ["f"], axis=-1), node("MatMul", ["f", "w"], ["y"])]
+    assert_matches_runtime(make_model(nodes, [1, 4], [1, 3], [("w", weights(4, 3))]), 4)
+    assert flatten_shape((2, 3, 4), -2) == (2, 12) and flatten_shape((1, 4), 2) == (4, 1)
+    with pytest.raises(SwtfError, match="Flatten axis 3"):
+        flatten_shape((1, 4), 3)

@@ -9,6 +9,8 @@ produce; an op outside the table is refused by name (`fold` raises KeyError, the
 import numpy as np
 from onnx import helper, numpy_helper
 
+from swtf.errors import SwtfError
+
 
 def attributes(node):
     """{name: Python value} of an ONNX node's attributes."""
@@ -46,8 +48,18 @@ def _squeeze(attrs, x, *rest):
 
 
 def _flatten(attrs, x):
-    axis = attrs.get("axis", 1) % max(x.ndim, 1) if x.ndim else 0
-    return x.reshape(int(np.prod(x.shape[:axis])), -1)
+    return x.reshape(flatten_shape(x.shape, attrs.get("axis", 1)))
+
+
+def flatten_shape(shape, axis=1):
+    """ONNX Flatten's 2-D output shape; `axis` in [-rank, rank], a negative one counted from the end."""
+    rank = len(shape)
+    if rank == 0:
+        return 1, 1
+    if not -rank <= axis <= rank:
+        raise SwtfError(f"Flatten axis {axis} is outside [-{rank}, {rank}] for a rank-{rank} tensor")
+    axis = axis + rank if axis < 0 else axis
+    return int(np.prod(shape[:axis])), int(np.prod(shape[axis:]))
 
 
 def reshape_target(shape, target, allowzero=0):

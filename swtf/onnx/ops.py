@@ -19,7 +19,7 @@ import numpy as np
 
 from swtf.certify.network import conv_output_size, same_pads
 from swtf.onnx import layout
-from swtf.onnx.constants import reshape_target
+from swtf.onnx.constants import flatten_shape, reshape_target
 from swtf.onnx.layout import Tensor
 
 
@@ -131,8 +131,7 @@ def _relabel(x, shape):
 
 def flatten(tr, node, attrs):
     x = tr.tensor(node.input[0])
-    axis = attrs.get("axis", 1) % (len(x.shape) + 1) if x.shape else 0
-    return _relabel(x, (math.prod(x.shape[:axis]), math.prod(x.shape[axis:])))
+    return _relabel(x, flatten_shape(x.shape, attrs.get("axis", 1)))
 
 
 def reshape(tr, node, attrs):
