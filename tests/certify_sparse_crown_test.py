@@ -12,11 +12,12 @@ import tensorflow as tf
 from swtf import models
 from swtf.certify import as_network
 from swtf.certify import spec as specs
-from swtf.certify.network import NetworkBuilder, same_pads
-from swtf.certify.perturbation import input_set
+from swtf.certify.network import NetworkBuilder, forward, same_pads
+from swtf.certify.perturbation import LinfBox, input_set
 from swtf.certify.relu_relaxation import relu_relaxation
-from swtf.certify.sparse_crown import crown_enclosure, undecided_neurons
-from swtf.certify.verifier import CHUNK_ELEMENTS, Verifier, _chunk_width
+from swtf.certify.sampling import perturbation_samples
+from swtf.certify.sparse_crown import crown_enclosure, relaxed_relu_box, undecided_neurons
+from swtf.certify.verifier import CHUNK_ELEMENTS, Verifier, _chunk_width, _early_stop
 
 
 def _residual_net(seed):
@@ -99,6 +100,67 @@ def test_enclosure_contains_full_crown_bounds_of_every_relu_input(name, norm, ep
         relaxations[r] = relu_relaxation(*known[k])
 
 
+@pytest.mark.parametrize("name", ["convex_cnn", "digits_teacher"])
+@pytest.mark.parametrize("norm, eps", [("linf", 0.01), ("linf", 0.05), ("l2", 0.05)])
+def test_early_stop_decides_rows_soundly_and_keeps_full_crown_relaxations(name, norm, eps):
+    """Rows stopped at the second ReLU back: every such bound is at most the row's full CROWN bound and
+    holds for sampled points; some rows are decided there (the stop is not idle); relaxations and final
+    bounds equal those without the early stop."""
+    network = NETWORKS[name]()
+    x, inputs = _inputs(network, norm, eps)
+    early, full = Verifier(network), Verifier(network, early_stop=False)
+    clip = None if norm == "l2" else (0.0, 1.0)
+    samples = np.concatenate([perturbation_samples(x[i], eps, norm, clip, 200, np.random.default_rng(i))
+                              for i in range(len(x))])
+    values = forward(network, samples, return_all=True)
+    relaxations, known = {}, {}
+    if norm == "linf":
+        known = {k: early.interval_bounds(inputs)[k] for k in early._interval_exact}
+    decided = stopped = 0
+    for r in early.relu_ids:
+        k = network.nodes[r].inputs[0]
+        stop = early._early_stops[k]
+        if k not in known and stop:
+            lower, upper = crown_enclosure(early.nodes, k, inputs, known, relaxations)
+            pairs = undecided_neurons(lower, upper)
+            rows = tf.concat([pairs, tf.ones_like(pairs[:, :1])], 1)
+            rows = tf.concat([rows, rows * [1, 1, -1]], 0)
+            box = LinfBox(*relaxed_relu_box(relaxations[stop], *known[network.nodes[stop].inputs[0]]))
+            stopped_bounds = early._chunked_row_bounds(k, rows, box, relaxations, stop).numpy()
+            crown = early._chunked_row_bounds(k, rows, inputs, relaxations).numpy()
+            assert np.all(stopped_bounds <= crown + 1e-9)
+            decided += int(np.sum(stopped_bounds >= 0))
+            stopped += len(rows)
+            # each row bounds sign * z[point, index] from below at every sample of its point
+            flat = values[k].reshape(len(x), 200, -1)
+            points, index, sign = (rows[:, i].numpy() for i in range(3))
+            sampled = sign[:, None] * flat[points, :, index]
+            assert np.all(sampled >= stopped_bounds[:, None] - 1e-9)
+        if k not in known:
+            known[k] = early.undecided_node_bounds(k, inputs, known, relaxations)
+        relaxations[r] = relu_relaxation(*known[k])
+    assert stopped and 0 < decided
+    want = full.crown_relaxations(inputs)
+    for r, relaxation in early.crown_relaxations(inputs).items():
+        for got_part, want_part in zip(relaxation, want[r]):
+            np.testing.assert_allclose(np.asarray(got_part, float), np.asarray(want_part, float), atol=1e-9)
+    spec = specs.logit_spec(3, network.output_size, tf.float64)
+    assert _relative_gap(early.spec_lower_bounds(inputs, spec).numpy(),
+                         full.spec_lower_bounds(inputs, spec).numpy()) < 1e-9
+
+
+def test_early_stop_is_the_second_relu_back_on_a_single_input_chain():
+    convex = _convex_cnn(0)  # conv relu conv relu conv relu flatten dense relu dense
+    relus = [i for i, node in enumerate(convex.nodes) if node.op == "relu"]
+    dense = convex.nodes[relus[-1]].inputs[0]
+    assert _early_stop(convex.nodes, dense) == relus[-3]  # passes relus[-2], stops at the next one
+    assert _early_stop(convex.nodes, convex.nodes[relus[1]].inputs[0]) == 0  # conv2: one ReLU back
+    assert _early_stop(convex.nodes, convex.nodes[relus[2]].inputs[0]) == relus[0]
+    residual = _residual_net(0)  # the dense layer reads an addition: no single cut below it
+    dense = [i for i, node in enumerate(residual.nodes) if node.name == "dense"][0]
+    assert _early_stop(residual.nodes, dense) == 0
+
+
 def test_crown_can_be_looser_than_interval_arithmetic_from_the_previous_bounds():
     """Why the enclosure widens unstable neurons with lower slope 1 to [l, u]: with the IBP box
     [relu(l), relu(u)] (auto_LiRPA's reference for skipping), some full-CROWN lower bounds fall below it,
@@ -153,7 +215,7 @@ def test_repeated_calls_compile_a_bounded_number_of_graphs():
     for eps in radii:
         verifier.spec_lower_bounds(_inputs(network, "linf", eps)[1], spec, "crown")
     for start, function in verifier._neurons.items():
-        largest = CHUNK_ELEMENTS // verifier._row_elements(start)
+        largest = CHUNK_ELEMENTS // verifier._row_elements(start[0])
         assert function.experimental_get_tracing_count() == traced[start] <= 4 * math.log2(largest) + 1, start
 
 

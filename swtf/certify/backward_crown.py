@@ -67,10 +67,11 @@ def gather_points(inputs, relaxations, points):
             {i: type(r)(*(tf.gather(t, points) for t in r)) for i, r in relaxations.items()})
 
 
-def neuron_bounds(nodes, start, start_rows, rows, inputs, relaxations):
+def neuron_bounds(nodes, start, start_rows, rows, inputs, relaxations, stop=0):
     """Lower bounds, (R,), of sign * z_start[point, index] for `rows` (R, 3) of (point, flat neuron index,
     sign +1 or -1): the same numbers as `backward_lower_bound` with the spec row sign * e_index of that
-    point (sign -1 gives minus an upper bound).
+    point (sign -1 gives minus an upper bound). With `stop` > 0 the pass ends at node `stop` and
+    `inputs` is a box of that node's value (see `propagate`).
 
     Each row carries its point's input set and relaxations, gathered, so points with few neurons to bound
     cost few rows. When `start_rows` is given, it is the transpose of node `start`'s linear map applied to
@@ -84,20 +85,24 @@ def neuron_bounds(nodes, start, start_rows, rows, inputs, relaxations):
     if start_rows is None:
         spec = tf.reshape(tf.one_hot(index, math.prod(node.shape), dtype=signs.dtype) * signs[:, None],
                           tf.concat([[n, 1], node.shape], 0))
-        return backward_lower_bound(nodes, start, spec, inputs, relaxations)[:, 0]
+        zero = tf.zeros_like(signs)
+        return propagate(nodes, start, {start: tf.reshape(spec, tf.concat([[n], node.shape], 0))}, zero, zero,
+                         n, 1, inputs, relaxations, None, stop)[:, 0]
     (parent,) = node.inputs
     coefficients = tf.gather(start_rows, index) * tf.reshape(signs, [-1] + [1] * len(nodes[parent].shape))
     bias = tf.zeros_like(signs)
     if node.bias is not None:
         bias = signs * tf.gather(tf.reshape(tf.broadcast_to(node.bias, node.shape), [-1]), index)
     return propagate(nodes, parent, {parent: coefficients}, bias, tf.abs(bias), n, 1, inputs, relaxations,
-                     None)[:, 0]
+                     None, stop)[:, 0]
 
 
-def propagate(nodes, top, pending, bias, magnitude, n, s, inputs, relaxations, alphas):
-    """Carries the pending coefficients {node id: (N * S, *shape)} from node `top` down to the input."""
+def propagate(nodes, top, pending, bias, magnitude, n, s, inputs, relaxations, alphas, stop=0):
+    """Carries the pending coefficients {node id: (N * S, *shape)} from node `top` down to node `stop` and
+    concretises them over `inputs`: the input set, or for `stop` > 0 a `LinfBox` enclosing node `stop`'s
+    value, where every path from `top` to the input passes through `stop` (a cut of the graph)."""
     dtype = bias.dtype
-    for i in range(top, 0, -1):
+    for i in range(top, stop, -1):
         a = pending.pop(i, None)
         if a is None:
             continue
@@ -116,6 +121,8 @@ def propagate(nodes, top, pending, bias, magnitude, n, s, inputs, relaxations, a
         magnitude += term_magnitude
         for j, a_j in zip(node.inputs, parents):
             pending[j] = pending[j] + a_j if j in pending else a_j
-    a_input = pending.get(0, tf.zeros(tf.concat([[n * s], nodes[0].shape], 0), dtype))
-    value, input_magnitude = inputs.concretize(tf.reshape(a_input, tf.concat([[n, s], nodes[0].shape], 0)))
+    if any(j != stop for j in pending):
+        raise ValueError(f"node {stop} is not a cut below node {top}")
+    a_input = pending.get(stop, tf.zeros(tf.concat([[n * s], nodes[stop].shape], 0), dtype))
+    value, input_magnitude = inputs.concretize(tf.reshape(a_input, tf.concat([[n, s], nodes[stop].shape], 0)))
     return outward(value + tf.reshape(bias, [n, s]), input_magnitude + tf.reshape(magnitude, [n, s]))

@@ -136,9 +136,20 @@ def _sum_window(t):
     return tf.reduce_sum(t, axis=[1, 2, 3])
 
 
-def patch_neuron_bounds(nodes, plan, rows, inputs, relaxations):
+def _concretize_windows(inputs, a, bias, magnitude, points, anchors, window):
+    """Lower bounds (R,) of <a, v> + bias over the windows of each row's set `inputs` of the value v."""
+    if hasattr(inputs, "eps"):
+        window_set = type(inputs)(_windows(inputs.center, points, anchors, window), tf.gather(inputs.eps, points))
+    else:
+        window_set = type(inputs)(*(_windows(t, points, anchors, window) for t in inputs))
+    value, input_magnitude = window_set.concretize(a[:, None])
+    return outward(value[:, 0] + bias, input_magnitude[:, 0] + magnitude)
+
+
+def patch_neuron_bounds(nodes, plan, rows, inputs, relaxations, stop=0):
     """Lower bounds, (R,), of sign * z_start[point, index] for `rows` (R, 3) of (point, flat neuron index,
-    sign): `backward_crown.neuron_bounds` computed with patches (see the module docstring)."""
+    sign): `backward_crown.neuron_bounds` computed with patches (see the module docstring), ending at
+    node `stop` as there."""
     start = nodes[plan.start]
     (_, wo, co), (sh, sw) = start.shape, start.params["strides"]
     top, _, left, _ = start.params["pads"]
@@ -155,6 +166,8 @@ def patch_neuron_bounds(nodes, plan, rows, inputs, relaxations):
     magnitude = tf.abs(bias)
 
     for at, window in plan.chain:
+        if at == stop:
+            return _concretize_windows(inputs, a, bias, magnitude, points, anchors, window)
         node = nodes[at]
         if node.op == "relu":
             relaxation = relaxations[at]
@@ -180,16 +193,10 @@ def patch_neuron_bounds(nodes, plan, rows, inputs, relaxations):
         anchors = anchors * tf.constant([sh, sw]) - tf.constant([top, left])
         a = _mask(a, anchors, parent_window, parent_shape)
 
-    if plan.end == 0:
-        if hasattr(inputs, "eps"):
-            window_set = type(inputs)(_windows(inputs.center, points, anchors, plan.end_window),
-                                      tf.gather(inputs.eps, points))
-        else:
-            window_set = type(inputs)(*(_windows(t, points, anchors, plan.end_window) for t in inputs))
-        value, input_magnitude = window_set.concretize(a[:, None])
-        return outward(value[:, 0] + bias, input_magnitude[:, 0] + magnitude)
+    if plan.end == stop:
+        return _concretize_windows(inputs, a, bias, magnitude, points, anchors, plan.end_window)
     # Continue densely from `plan.end`, with each row's own input set and relaxations.
     dense = _to_dense(a, anchors, plan.end_window, nodes[plan.end].shape)
     inputs, relaxations = gather_points(inputs, relaxations, points)
     return propagate(nodes, plan.end, {plan.end: dense}, bias, magnitude, tf.shape(index)[0], 1, inputs,
-                     relaxations, None)[:, 0]
+                     relaxations, None, stop)[:, 0]

@@ -62,9 +62,8 @@ def crown_enclosure(nodes, target, inputs, known, relaxations):
         node = nodes[i]
         if i in known and i != target:
             lower, upper = known[i]
-        elif node.op == "relu":  # the relaxed output: [lower_slope * l, relu(u)]
-            lower, upper = known[node.inputs[0]]
-            lower, upper = relaxations[i].lower_slope * lower, tf.nn.relu(upper)
+        elif node.op == "relu":
+            lower, upper = relaxed_relu_box(relaxations[i], *known[node.inputs[0]])
         elif i == 0:
             lower, upper = inputs.box()
         else:
@@ -79,6 +78,12 @@ def crown_enclosure(nodes, target, inputs, known, relaxations):
 
     lower, upper, magnitude = box(target)
     return outward(lower, magnitude), -outward(-upper, magnitude)
+
+
+def relaxed_relu_box(relaxation, lower, upper):
+    """[lower_slope * l, relu(u)]: the box a ReLU's relaxed output lies in, as far as CROWN bounds with that
+    relaxation are concerned, for input bounds [l, u] enclosing CROWN's (see the module docstring)."""
+    return relaxation.lower_slope * lower, tf.nn.relu(upper)
 
 
 def undecided_neurons(lower, upper):
