@@ -14,6 +14,13 @@ a lower bound of <A, relu(x)> takes the lower line where A > 0 and the upper lin
 
 Upper bounds are lower bounds of the negated spec, so one routine serves both. Nodes with several
 consumers (residual connections) receive the sum of their consumers' coefficients.
+
+Rows of single neurons (`neuron_bounds`) each read their own point's relaxations and input set. Their
+elementwise work (the ReLU step, bias terms, the concretisation, each with that gather) runs as XLA-fused
+kernels: one pass over the coefficients instead of a materialised gather and five to eight separate TF
+ops, 1.3x faster per row on a CIFAR-size network; the transposed convolutions stay TF's own kernels
+(XLA's float64 convolutions were 2-5x slower). XLA does not use fast-math on CPU, and any summation
+order it picks is covered by the outward rounding margin (`perturbation`).
 """
 
 import math
@@ -40,6 +47,31 @@ def _relu_backward(a, relaxation, alpha, n, s, shape):
     return tf.reshape(a_in, flat), _sum_features(bias)
 
 
+def _bias_terms(a, bias):
+    """<a, bias> per row and its magnitude <|a|, |bias|>."""
+    return _sum_features(a * bias), _sum_features(tf.abs(a) * tf.abs(bias))
+
+
+def _point_values(values, points):
+    """The rows' copies of per-point tensors (a namedtuple of (N, ...) tensors): row r reads points[r]."""
+    return type(values)(*(tf.gather(t, points) for t in values))
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _fused_relu_rows(a, relaxation, points, shape):
+    """`_relu_backward` of single rows, each with its point's relaxation, in one XLA kernel."""
+    return _relu_backward(a, _point_values(relaxation, points), None, tf.shape(points)[0], 1, shape)
+
+
+_fused_bias_terms = tf.function(_bias_terms, jit_compile=True, autograph=False)
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _fused_concretize_rows(inputs, a, points):
+    """`inputs.concretize` of single rows, each over its point's set, in one XLA kernel."""
+    return _point_values(inputs, points).concretize(a[:, None])
+
+
 def backward_lower_bound(nodes, start, spec, inputs, relaxations, alphas=None):
     """Lower bounds of <spec[n, s], z_start(x)> for every point n and spec row s, over `inputs`.
 
@@ -61,46 +93,42 @@ def backward_lower_bound(nodes, start, spec, inputs, relaxations, alphas=None):
     return propagate(nodes, start, pending, zero, zero, n, s, inputs, relaxations, alphas)
 
 
-def gather_points(inputs, relaxations, points):
-    """The input set and relaxations of points `points` (R,), one row each (rows may repeat a point)."""
-    return (type(inputs)(*(tf.gather(t, points) for t in inputs)),
-            {i: type(r)(*(tf.gather(t, points) for t in r)) for i, r in relaxations.items()})
-
-
 def neuron_bounds(nodes, start, start_rows, rows, inputs, relaxations, stop=0):
     """Lower bounds, (R,), of sign * z_start[point, index] for `rows` (R, 3) of (point, flat neuron index,
     sign +1 or -1): the same numbers as `backward_lower_bound` with the spec row sign * e_index of that
     point (sign -1 gives minus an upper bound). With `stop` > 0 the pass ends at node `stop` and
     `inputs` is a box of that node's value (see `propagate`).
 
-    Each row carries its point's input set and relaxations, gathered, so points with few neurons to bound
-    cost few rows. When `start_rows` is given, it is the transpose of node `start`'s linear map applied to
+    Each row reads its own point's input set and relaxations, so points with few neurons to bound cost
+    few rows. When `start_rows` is given, it is the transpose of node `start`'s linear map applied to
     every unit vector, (size, *input shape): the first backward step of a unit row is then a row of it (a
     gather), not a transposed convolution; the bias term of e_i is bias_i.
     """
     points, index = rows[:, 0], rows[:, 1]
     signs = tf.cast(rows[:, 2], inputs[0].dtype)
-    inputs, relaxations = gather_points(inputs, relaxations, points)
     n, node = tf.shape(index)[0], nodes[start]
     if start_rows is None:
         spec = tf.reshape(tf.one_hot(index, math.prod(node.shape), dtype=signs.dtype) * signs[:, None],
-                          tf.concat([[n, 1], node.shape], 0))
+                          tf.concat([[n], node.shape], 0))
         zero = tf.zeros_like(signs)
-        return propagate(nodes, start, {start: tf.reshape(spec, tf.concat([[n], node.shape], 0))}, zero, zero,
-                         n, 1, inputs, relaxations, None, stop)[:, 0]
+        return propagate(nodes, start, {start: spec}, zero, zero, n, 1, inputs, relaxations, None, stop,
+                         points)[:, 0]
     (parent,) = node.inputs
     coefficients = tf.gather(start_rows, index) * tf.reshape(signs, [-1] + [1] * len(nodes[parent].shape))
     bias = tf.zeros_like(signs)
     if node.bias is not None:
         bias = signs * tf.gather(tf.reshape(tf.broadcast_to(node.bias, node.shape), [-1]), index)
     return propagate(nodes, parent, {parent: coefficients}, bias, tf.abs(bias), n, 1, inputs, relaxations,
-                     None, stop)[:, 0]
+                     None, stop, points)[:, 0]
 
 
-def propagate(nodes, top, pending, bias, magnitude, n, s, inputs, relaxations, alphas, stop=0):
+def propagate(nodes, top, pending, bias, magnitude, n, s, inputs, relaxations, alphas, stop=0, points=None):
     """Carries the pending coefficients {node id: (N * S, *shape)} from node `top` down to node `stop` and
     concretises them over `inputs`: the input set, or for `stop` > 0 a `LinfBox` enclosing node `stop`'s
-    value, where every path from `top` to the input passes through `stop` (a cut of the graph)."""
+    value, where every path from `top` to the input passes through `stop` (a cut of the graph).
+
+    With `points` (N,), each of the N rows (S = 1, no alphas) is bounded over the input set and with the
+    relaxations of its point (fused kernels, see the module docstring)."""
     dtype = bias.dtype
     for i in range(top, stop, -1):
         a = pending.pop(i, None)
@@ -108,15 +136,17 @@ def propagate(nodes, top, pending, bias, magnitude, n, s, inputs, relaxations, a
             continue
         node = nodes[i]
         if node.op == "relu":
-            alpha = None if alphas is None else alphas.get(i)
-            a_in, term = _relu_backward(a, relaxations[i], alpha, n, s, node.shape)
+            if points is None:
+                alpha = None if alphas is None else alphas.get(i)
+                a_in, term = _relu_backward(a, relaxations[i], alpha, n, s, node.shape)
+            else:
+                a_in, term = _fused_relu_rows(a, relaxations[i], points, tuple(node.shape))
             parents, term_magnitude = [a_in], tf.abs(term)
         else:
             parents = node.transpose(a)
             term = term_magnitude = tf.zeros_like(bias)
             if node.bias is not None:
-                term = _sum_features(a * node.bias)
-                term_magnitude = _sum_features(tf.abs(a) * tf.abs(node.bias))
+                term, term_magnitude = (_bias_terms if points is None else _fused_bias_terms)(a, node.bias)
         bias += term
         magnitude += term_magnitude
         for j, a_j in zip(node.inputs, parents):
@@ -124,5 +154,8 @@ def propagate(nodes, top, pending, bias, magnitude, n, s, inputs, relaxations, a
     if any(j != stop for j in pending):
         raise ValueError(f"node {stop} is not a cut below node {top}")
     a_input = pending.get(stop, tf.zeros(tf.concat([[n * s], nodes[stop].shape], 0), dtype))
-    value, input_magnitude = inputs.concretize(tf.reshape(a_input, tf.concat([[n, s], nodes[stop].shape], 0)))
+    if points is None:
+        value, input_magnitude = inputs.concretize(tf.reshape(a_input, tf.concat([[n, s], nodes[stop].shape], 0)))
+    else:
+        value, input_magnitude = _fused_concretize_rows(inputs, a_input, points)
     return outward(value + tf.reshape(bias, [n, s]), input_magnitude + tf.reshape(magnitude, [n, s]))

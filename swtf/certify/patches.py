@@ -18,18 +18,22 @@ node (each is the dense rule restricted to the window, since A is zero outside i
   input    concretisation over the input set's windows (A is zero elsewhere, so the box support and the
            L2 norm of the window are those of the whole input).
 
-Invariant: a patch is zero at every position outside its node's feature map, so every bias term and
-concretisation over the window equals the dense one. Where a patch would cover the whole feature map,
+Positions of a patch outside its node's feature map stand for the zero padding: each step masks them to
+zero first (the ReLU rule, bias terms, the concretisation) and the dense scatter crops them, so every
+bias term and concretisation over the window equals the dense one. The elementwise work of each step,
+with its window gathers, runs as one XLA-fused kernel; the transposed convolutions stay TF's own
+kernels (see `backward_crown`). Where a patch would cover the whole feature map,
 or the walk meets another op (pooling, addition, reshape), the patch is scattered into a dense tensor
 and `backward_crown` continues from there; the numbers are the dense pass's up to float rounding.
 """
 
 import dataclasses
+import functools
 import math
 
 import tensorflow as tf
 
-from swtf.certify.backward_crown import gather_points, propagate
+from swtf.certify.backward_crown import propagate
 from swtf.certify.perturbation import outward
 
 
@@ -136,8 +140,30 @@ def _sum_window(t):
     return tf.reduce_sum(t, axis=[1, 2, 3])
 
 
-def _concretize_windows(inputs, a, bias, magnitude, points, anchors, window):
-    """Lower bounds (R,) of <a, v> + bias over the windows of each row's set `inputs` of the value v."""
+@functools.partial(tf.function, jit_compile=True, autograph=False)
+def _relu_step(a, relaxation, points, anchors, window, shape):
+    """The ReLU rule on patches `a` (masked first), with each row's point's relaxation windows: the
+    coefficients before the ReLU and the bias term."""
+    a = _mask(a, anchors, window, shape)
+    a_pos, a_neg = tf.maximum(a, 0), tf.minimum(a, 0)
+    term = _sum_window(a_neg * _windows(relaxation.upper_intercept, points, anchors, window))
+    a = (a_pos * _windows(relaxation.lower_slope, points, anchors, window)
+         + a_neg * _windows(relaxation.upper_slope, points, anchors, window))
+    return a, term
+
+
+@functools.partial(tf.function, jit_compile=True, autograph=False)
+def _masked_bias_terms(a, anchors, window, shape, bias):
+    """Patches `a` masked, and the bias terms <a, bias> and <|a|, |bias|> of an affine node."""
+    a = _mask(a, anchors, window, shape)
+    return a, _sum_window(a * bias), _sum_window(tf.abs(a) * tf.abs(bias))
+
+
+@functools.partial(tf.function, jit_compile=True, autograph=False)
+def _concretize_windows(inputs, a, bias, magnitude, points, anchors, window, shape):
+    """Lower bounds (R,) of <a, v> + bias over the windows of each row's set `inputs` of the value v, for
+    patches `a` (masked first)."""
+    a = _mask(a, anchors, window, shape)
     if hasattr(inputs, "eps"):
         window_set = type(inputs)(_windows(inputs.center, points, anchors, window), tf.gather(inputs.eps, points))
     else:
@@ -159,27 +185,25 @@ def patch_neuron_bounds(nodes, plan, rows, inputs, relaxations, stop=0):
     anchors = tf.stack([(cell // wo) * sh - top, (cell % wo) * sw - left], 1)
     kernel = tf.transpose(start.params["kernel"], [3, 0, 1, 2])  # (cout, kh, kw, cin)
     window = plan.chain[0][1] if plan.chain else plan.end_window
-    a = _mask(tf.gather(kernel, index % co) * signs[:, None, None, None], anchors, window, start.input_shapes[0])
+    a = tf.gather(kernel, index % co) * signs[:, None, None, None]
     bias = tf.zeros_like(signs)
     if start.bias is not None:
         bias = signs * tf.gather(tf.reshape(tf.broadcast_to(start.bias, start.shape), [-1]), index)
     magnitude = tf.abs(bias)
 
     for at, window in plan.chain:
+        shape = tuple(nodes[at].shape)
         if at == stop:
-            return _concretize_windows(inputs, a, bias, magnitude, points, anchors, window)
+            return _concretize_windows(inputs, a, bias, magnitude, points, anchors, window, shape)
         node = nodes[at]
         if node.op == "relu":
-            relaxation = relaxations[at]
-            a_pos, a_neg = tf.maximum(a, 0), tf.minimum(a, 0)
-            term = _sum_window(a_neg * _windows(relaxation.upper_intercept, points, anchors, window))
-            a = (a_pos * _windows(relaxation.lower_slope, points, anchors, window)
-                 + a_neg * _windows(relaxation.upper_slope, points, anchors, window))
+            a, term = _relu_step(a, relaxations[at], points, anchors, window, shape)
             bias += term
             magnitude += tf.abs(term)
             continue
-        bias += _sum_window(a * node.bias)
-        magnitude += _sum_window(tf.abs(a) * tf.abs(node.bias))
+        a, term, term_magnitude = _masked_bias_terms(a, anchors, window, shape, node.bias)
+        bias += term
+        magnitude += term_magnitude
         if node.op == "affine":
             a = a * node.params["scale"]
             continue
@@ -191,12 +215,12 @@ def patch_neuron_bounds(nodes, plan, rows, inputs, relaxations, stop=0):
                                    output_shape=tf.stack([tf.shape(a)[0], *parent_window, parent_shape[-1]]),
                                    strides=[sh, sw], padding="VALID")
         anchors = anchors * tf.constant([sh, sw]) - tf.constant([top, left])
-        a = _mask(a, anchors, parent_window, parent_shape)
 
     if plan.end == stop:
-        return _concretize_windows(inputs, a, bias, magnitude, points, anchors, plan.end_window)
-    # Continue densely from `plan.end`, with each row's own input set and relaxations.
+        return _concretize_windows(inputs, a, bias, magnitude, points, anchors, plan.end_window,
+                                   tuple(nodes[plan.end].shape))
+    # Continue densely from `plan.end`, with each row's own input set and relaxations (positions outside
+    # the feature map fall in the margin `_to_dense` crops).
     dense = _to_dense(a, anchors, plan.end_window, nodes[plan.end].shape)
-    inputs, relaxations = gather_points(inputs, relaxations, points)
     return propagate(nodes, plan.end, {plan.end: dense}, bias, magnitude, tf.shape(index)[0], 1, inputs,
-                     relaxations, None, stop)[:, 0]
+                     relaxations, None, stop, points)[:, 0]
