@@ -3,8 +3,8 @@ convolution, each side as its own row, equal those of the plain path's dense ide
 `backward_crown.neuron_bounds` rows, one-hot or gathered from the transposed map) to 1e-12, through each
 patch rule (convolution with 'same' stride-2 asymmetric padding, 'valid' padding, a convolution straight
 after another, per-channel affine, ReLU) and each way a walk ends (the input, a window covering the
-feature map, pooling, a full-shape affine), under L-inf boxes and L2 balls; and the plans take the
-walks computed by hand."""
+feature map, pooling, a full-shape affine), under L-inf boxes and L2 balls, with plain and XLA-fused
+elementwise steps; and the plans take the walks computed by hand."""
 
 import numpy as np
 import pytest
@@ -92,10 +92,12 @@ def test_patch_rows_bound_every_conv_neuron_as_dense_rows_do(name, seed, norm, e
         lower, upper = (b.numpy().reshape(3, -1) for b in verifier.node_bounds(start, inputs, relaxations))
         want = np.array([lower[p, i] if sign > 0 else -upper[p, i] for p, i, sign in rows.numpy()])
         assert np.all(np.isfinite(want))
-        for got in (patch_neuron_bounds(verifier.nodes, plan, rows, inputs, relaxations),
-                    neuron_bounds(verifier.nodes, start, None, rows, inputs, relaxations),
-                    neuron_bounds(verifier.nodes, start, verifier._transposed_map(start), rows, inputs, relaxations)):
-            np.testing.assert_allclose(got.numpy(), want, rtol=1e-12, atol=1e-12)
+        for fused in (False, True):  # the plain and the XLA-fused elementwise steps
+            for got in (patch_neuron_bounds(verifier.nodes, plan, rows, inputs, relaxations, fused=fused),
+                        neuron_bounds(verifier.nodes, start, None, rows, inputs, relaxations, fused=fused),
+                        neuron_bounds(verifier.nodes, start, verifier._transposed_map(start), rows, inputs,
+                                      relaxations, fused=fused)):
+                np.testing.assert_allclose(got.numpy(), want, rtol=1e-12, atol=1e-12)
     assert planned >= 3
 
 

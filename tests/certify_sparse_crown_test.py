@@ -161,6 +161,18 @@ def test_early_stop_is_the_second_relu_back_on_a_single_input_chain():
     assert _early_stop(residual.nodes, dense) == 0
 
 
+@pytest.mark.parametrize("norm, eps", [("linf", 0.02), ("l2", 0.3)])
+def test_fused_rows_give_the_same_bounds_and_are_the_default_on_large_networks(norm, eps):
+    small, large = _convex_cnn(0), _digits_teacher_shape()
+    assert not Verifier(small).fused and Verifier(large).fused
+    _, inputs = _inputs(small, norm, eps)
+    spec = specs.logit_spec(3, small.output_size, tf.float64)
+    fused = Verifier(small, fused=True)
+    got = fused.spec_lower_bounds(inputs, spec).numpy()
+    assert fused._neurons  # rows were bounded
+    assert _relative_gap(got, Verifier(small, fused=False).spec_lower_bounds(inputs, spec).numpy()) < 1e-12
+
+
 def test_crown_can_be_looser_than_interval_arithmetic_from_the_previous_bounds():
     """Why the enclosure widens unstable neurons with lower slope 1 to [l, u]: with the IBP box
     [relu(l), relu(u)] (auto_LiRPA's reference for skipping), some full-CROWN lower bounds fall below it,

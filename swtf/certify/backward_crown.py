@@ -15,12 +15,12 @@ a lower bound of <A, relu(x)> takes the lower line where A > 0 and the upper lin
 Upper bounds are lower bounds of the negated spec, so one routine serves both. Nodes with several
 consumers (residual connections) receive the sum of their consumers' coefficients.
 
-Rows of single neurons (`neuron_bounds`) each read their own point's relaxations and input set. Their
-elementwise work (the ReLU step, bias terms, the concretisation, each with that gather) runs as XLA-fused
-kernels: one pass over the coefficients instead of a materialised gather and five to eight separate TF
-ops, 1.3x faster per row on a CIFAR-size network; the transposed convolutions stay TF's own kernels
-(XLA's float64 convolutions were 2-5x slower). XLA does not use fast-math on CPU, and any summation
-order it picks is covered by the outward rounding margin (`perturbation`).
+Rows of single neurons (`neuron_bounds`) each read their own point's relaxations and input set. With
+`fused`, their elementwise work (the ReLU step, bias terms, the concretisation, each with that gather)
+runs as XLA-fused kernels: one pass over the coefficients instead of a materialised gather and five to
+eight separate TF ops, 1.4x faster per dense row on a CIFAR-size network; the transposed convolutions
+stay TF's own kernels (XLA's float64 convolutions were 2-5x slower). XLA does not use fast-math on CPU,
+and any summation order it picks is covered by the outward rounding margin (`perturbation`).
 """
 
 import math
@@ -47,6 +47,12 @@ def _relu_backward(a, relaxation, alpha, n, s, shape):
     return tf.reshape(a_in, flat), _sum_features(bias)
 
 
+def fusable(function):
+    """{False: `function`, True: it compiled as one XLA kernel} (see the module docstring)."""
+    return {False: function, True: tf.function(function, jit_compile=True, autograph=False)}
+
+
+@fusable
 def _bias_terms(a, bias):
     """<a, bias> per row and its magnitude <|a|, |bias|>."""
     return _sum_features(a * bias), _sum_features(tf.abs(a) * tf.abs(bias))
@@ -57,19 +63,17 @@ def _point_values(values, points):
     return type(values)(*(tf.gather(t, points) for t in values))
 
 
-@tf.function(jit_compile=True, autograph=False)
-def _fused_relu_rows(a, relaxation, points, shape):
-    """`_relu_backward` of single rows, each with its point's relaxation, in one XLA kernel."""
+@fusable
+def _relu_rows(a, relaxation, points, shape):
+    """`_relu_backward` of single rows, each with its point's relaxation."""
     return _relu_backward(a, _point_values(relaxation, points), None, tf.shape(points)[0], 1, shape)
 
 
-_fused_bias_terms = tf.function(_bias_terms, jit_compile=True, autograph=False)
-
-
-@tf.function(jit_compile=True, autograph=False)
-def _fused_concretize_rows(inputs, a, points):
-    """`inputs.concretize` of single rows, each over its point's set, in one XLA kernel."""
+@fusable
+def _concretize_rows(inputs, a, points):
+    """`inputs.concretize` of single rows, each over its point's set."""
     return _point_values(inputs, points).concretize(a[:, None])
+
 
 
 def backward_lower_bound(nodes, start, spec, inputs, relaxations, alphas=None):
@@ -93,11 +97,11 @@ def backward_lower_bound(nodes, start, spec, inputs, relaxations, alphas=None):
     return propagate(nodes, start, pending, zero, zero, n, s, inputs, relaxations, alphas)
 
 
-def neuron_bounds(nodes, start, start_rows, rows, inputs, relaxations, stop=0):
+def neuron_bounds(nodes, start, start_rows, rows, inputs, relaxations, stop=0, fused=False):
     """Lower bounds, (R,), of sign * z_start[point, index] for `rows` (R, 3) of (point, flat neuron index,
     sign +1 or -1): the same numbers as `backward_lower_bound` with the spec row sign * e_index of that
     point (sign -1 gives minus an upper bound). With `stop` > 0 the pass ends at node `stop` and
-    `inputs` is a box of that node's value (see `propagate`).
+    `inputs` is a box of that node's value (see `propagate`); `fused`: XLA-fused elementwise steps.
 
     Each row reads its own point's input set and relaxations, so points with few neurons to bound cost
     few rows. When `start_rows` is given, it is the transpose of node `start`'s linear map applied to
@@ -112,23 +116,24 @@ def neuron_bounds(nodes, start, start_rows, rows, inputs, relaxations, stop=0):
                           tf.concat([[n], node.shape], 0))
         zero = tf.zeros_like(signs)
         return propagate(nodes, start, {start: spec}, zero, zero, n, 1, inputs, relaxations, None, stop,
-                         points)[:, 0]
+                         points, fused)[:, 0]
     (parent,) = node.inputs
     coefficients = tf.gather(start_rows, index) * tf.reshape(signs, [-1] + [1] * len(nodes[parent].shape))
     bias = tf.zeros_like(signs)
     if node.bias is not None:
         bias = signs * tf.gather(tf.reshape(tf.broadcast_to(node.bias, node.shape), [-1]), index)
     return propagate(nodes, parent, {parent: coefficients}, bias, tf.abs(bias), n, 1, inputs, relaxations,
-                     None, stop, points)[:, 0]
+                     None, stop, points, fused)[:, 0]
 
 
-def propagate(nodes, top, pending, bias, magnitude, n, s, inputs, relaxations, alphas, stop=0, points=None):
+def propagate(nodes, top, pending, bias, magnitude, n, s, inputs, relaxations, alphas, stop=0, points=None,
+              fused=False):
     """Carries the pending coefficients {node id: (N * S, *shape)} from node `top` down to node `stop` and
     concretises them over `inputs`: the input set, or for `stop` > 0 a `LinfBox` enclosing node `stop`'s
     value, where every path from `top` to the input passes through `stop` (a cut of the graph).
 
     With `points` (N,), each of the N rows (S = 1, no alphas) is bounded over the input set and with the
-    relaxations of its point (fused kernels, see the module docstring)."""
+    relaxations of its point (with `fused`, in XLA-fused kernels: see the module docstring)."""
     dtype = bias.dtype
     for i in range(top, stop, -1):
         a = pending.pop(i, None)
@@ -140,13 +145,13 @@ def propagate(nodes, top, pending, bias, magnitude, n, s, inputs, relaxations, a
                 alpha = None if alphas is None else alphas.get(i)
                 a_in, term = _relu_backward(a, relaxations[i], alpha, n, s, node.shape)
             else:
-                a_in, term = _fused_relu_rows(a, relaxations[i], points, tuple(node.shape))
+                a_in, term = _relu_rows[fused](a, relaxations[i], points, tuple(node.shape))
             parents, term_magnitude = [a_in], tf.abs(term)
         else:
             parents = node.transpose(a)
             term = term_magnitude = tf.zeros_like(bias)
             if node.bias is not None:
-                term, term_magnitude = (_bias_terms if points is None else _fused_bias_terms)(a, node.bias)
+                term, term_magnitude = _bias_terms[fused](a, node.bias)
         bias += term
         magnitude += term_magnitude
         for j, a_j in zip(node.inputs, parents):
@@ -157,5 +162,5 @@ def propagate(nodes, top, pending, bias, magnitude, n, s, inputs, relaxations, a
     if points is None:
         value, input_magnitude = inputs.concretize(tf.reshape(a_input, tf.concat([[n, s], nodes[stop].shape], 0)))
     else:
-        value, input_magnitude = _fused_concretize_rows(inputs, a_input, points)
+        value, input_magnitude = _concretize_rows[fused](inputs, a_input, points)
     return outward(value + tf.reshape(bias, [n, s]), input_magnitude + tf.reshape(magnitude, [n, s]))

@@ -84,6 +84,11 @@ class Network:
     def output_size(self):
         return math.prod(self.nodes[-1].shape)
 
+    @property
+    def relu_count(self):
+        """Number of ReLU neurons."""
+        return sum(math.prod(node.shape) for node in self.nodes if node.op == "relu")
+
     def consumers(self):
         """For each node id, the ids of the nodes that read it."""
         readers = [[] for _ in self.nodes]

@@ -20,20 +20,19 @@ node (each is the dense rule restricted to the window, since A is zero outside i
 
 Positions of a patch outside its node's feature map stand for the zero padding: each step masks them to
 zero first (the ReLU rule, bias terms, the concretisation) and the dense scatter crops them, so every
-bias term and concretisation over the window equals the dense one. The elementwise work of each step,
-with its window gathers, runs as one XLA-fused kernel; the transposed convolutions stay TF's own
-kernels (see `backward_crown`). Where a patch would cover the whole feature map,
-or the walk meets another op (pooling, addition, reshape), the patch is scattered into a dense tensor
-and `backward_crown` continues from there; the numbers are the dense pass's up to float rounding.
+bias term and concretisation over the window equals the dense one. With `fused`, the elementwise work
+of each step, with its window gathers, runs as one XLA-fused kernel (see `backward_crown`). Where a
+patch would cover the whole feature map, or the walk meets another op (pooling, addition, reshape), the
+patch is scattered into a dense tensor and `backward_crown` continues from there; the numbers are the
+dense pass's up to float rounding.
 """
 
 import dataclasses
-import functools
 import math
 
 import tensorflow as tf
 
-from swtf.certify.backward_crown import propagate
+from swtf.certify.backward_crown import fusable, propagate
 from swtf.certify.perturbation import outward
 
 
@@ -140,7 +139,7 @@ def _sum_window(t):
     return tf.reduce_sum(t, axis=[1, 2, 3])
 
 
-@functools.partial(tf.function, jit_compile=True, autograph=False)
+@fusable
 def _relu_step(a, relaxation, points, anchors, window, shape):
     """The ReLU rule on patches `a` (masked first), with each row's point's relaxation windows: the
     coefficients before the ReLU and the bias term."""
@@ -152,14 +151,14 @@ def _relu_step(a, relaxation, points, anchors, window, shape):
     return a, term
 
 
-@functools.partial(tf.function, jit_compile=True, autograph=False)
+@fusable
 def _masked_bias_terms(a, anchors, window, shape, bias):
     """Patches `a` masked, and the bias terms <a, bias> and <|a|, |bias|> of an affine node."""
     a = _mask(a, anchors, window, shape)
     return a, _sum_window(a * bias), _sum_window(tf.abs(a) * tf.abs(bias))
 
 
-@functools.partial(tf.function, jit_compile=True, autograph=False)
+@fusable
 def _concretize_windows(inputs, a, bias, magnitude, points, anchors, window, shape):
     """Lower bounds (R,) of <a, v> + bias over the windows of each row's set `inputs` of the value v, for
     patches `a` (masked first)."""
@@ -172,7 +171,7 @@ def _concretize_windows(inputs, a, bias, magnitude, points, anchors, window, sha
     return outward(value[:, 0] + bias, input_magnitude[:, 0] + magnitude)
 
 
-def patch_neuron_bounds(nodes, plan, rows, inputs, relaxations, stop=0):
+def patch_neuron_bounds(nodes, plan, rows, inputs, relaxations, stop=0, fused=False):
     """Lower bounds, (R,), of sign * z_start[point, index] for `rows` (R, 3) of (point, flat neuron index,
     sign): `backward_crown.neuron_bounds` computed with patches (see the module docstring), ending at
     node `stop` as there."""
@@ -194,14 +193,14 @@ def patch_neuron_bounds(nodes, plan, rows, inputs, relaxations, stop=0):
     for at, window in plan.chain:
         shape = tuple(nodes[at].shape)
         if at == stop:
-            return _concretize_windows(inputs, a, bias, magnitude, points, anchors, window, shape)
+            return _concretize_windows[fused](inputs, a, bias, magnitude, points, anchors, window, shape)
         node = nodes[at]
         if node.op == "relu":
-            a, term = _relu_step(a, relaxations[at], points, anchors, window, shape)
+            a, term = _relu_step[fused](a, relaxations[at], points, anchors, window, shape)
             bias += term
             magnitude += tf.abs(term)
             continue
-        a, term, term_magnitude = _masked_bias_terms(a, anchors, window, shape, node.bias)
+        a, term, term_magnitude = _masked_bias_terms[fused](a, anchors, window, shape, node.bias)
         bias += term
         magnitude += term_magnitude
         if node.op == "affine":
@@ -217,10 +216,10 @@ def patch_neuron_bounds(nodes, plan, rows, inputs, relaxations, stop=0):
         anchors = anchors * tf.constant([sh, sw]) - tf.constant([top, left])
 
     if plan.end == stop:
-        return _concretize_windows(inputs, a, bias, magnitude, points, anchors, plan.end_window,
+        return _concretize_windows[fused](inputs, a, bias, magnitude, points, anchors, plan.end_window,
                                    tuple(nodes[plan.end].shape))
     # Continue densely from `plan.end`, with each row's own input set and relaxations (positions outside
     # the feature map fall in the margin `_to_dense` crops).
     dense = _to_dense(a, anchors, plan.end_window, nodes[plan.end].shape)
     return propagate(nodes, plan.end, {plan.end: dense}, bias, magnitude, tf.shape(index)[0], 1, inputs,
-                     relaxations, None, stop, points)[:, 0]
+                     relaxations, None, stop, points, fused)[:, 0]

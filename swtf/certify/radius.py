@@ -10,8 +10,6 @@ always one whose certificate was computed (never an unchecked midpoint); the cer
 whole ball of that radius, hence every smaller radius too.
 """
 
-import math
-
 import numpy as np
 
 from swtf.certify import api
@@ -25,10 +23,6 @@ from swtf.errors import SwtfError
 # it (compiling the attack per model), while a 4-conv digits teacher (~4,000 ReLUs) and a CIFAR-size
 # convex_cnn (~6,000) run 10-30% faster with it.
 COUNTEREXAMPLE_MIN_RELUS = 2048
-
-
-def _relu_count(network):
-    return sum(math.prod(node.shape) for node in network.nodes if node.op == "relu")
 
 
 def certified_radius(model, x, y, *, norm="linf", method="crown", clip=(0.0, 1.0), max_radius=1.0,
@@ -64,7 +58,7 @@ def certified_radius(model, x, y, *, norm="linf", method="crown", clip=(0.0, 1.0
     correct = np.flatnonzero(np.argmax(forward(network, x), axis=1) == y)
     nearest = np.full(len(x), np.inf)  # distance of a confirmed counterexample: no radius from there on verifies
     if counterexamples is None:
-        counterexamples = method in ("crown", "alpha-crown") and _relu_count(network) >= COUNTEREXAMPLE_MIN_RELUS
+        counterexamples = method in ("crown", "alpha-crown") and network.relu_count >= COUNTEREXAMPLE_MIN_RELUS
     if counterexamples and len(correct):
         nearest[correct] = counterexample_radii(network, x[correct], y[correct], norm=norm, clip=clip,
                                                 max_radius=max_radius, min_radius=tol)
