@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 
@@ -51,6 +52,19 @@ def test_a_mismatching_export_is_refused(tmp_path, monkeypatch):
     with pytest.raises(SwtfError, match="differs from the Keras model by 0.5"):
         onnx_export.export_onnx(model, str(tmp_path / "m.onnx"), (8, 8, 1), PROBE)
     assert not os.path.exists(tmp_path / "m.onnx")
+
+
+def test_an_export_failing_the_onnx_check_is_refused_before_writing(tmp_path, monkeypatch):
+    model = models.build("snn", (8, 8, 1), 10, seed=0, width=8)
+
+    def failing_check(proto):
+        raise onnx.checker.ValidationError("Field 'type' of 'value_info' is required but missing.")
+
+    monkeypatch.setattr(onnx.checker, "check_model", failing_check)
+    path = tmp_path / "m.onnx"
+    with pytest.raises(SwtfError, match="fails onnx's model check"):
+        onnx_export.export_onnx(model, str(path), (8, 8, 1), PROBE)
+    assert not path.exists()
 
 
 def test_export_mode_writes_onnx(tmp_path):

@@ -210,3 +210,21 @@ def test_flatten_axis_counted_from_the_end_or_equal_to_the_rank():
     assert flatten_shape((2, 3, 4), -2) == (2, 12) and flatten_shape((1, 4), 2) == (4, 1)
     with pytest.raises(SwtfError, match="Flatten axis 3"):
         flatten_shape((1, 4), 3)
+
+
+def test_a_double_precision_model_is_run_in_double():
+    """A DOUBLE input is fed to onnxruntime as float64 (feeding float32 made it raise), also when the
+    mismatch search asks for intermediate tensors."""
+    graph = helper.make_graph(
+        [node("Gemm", ["x", "w", "b"], ["h"], transB=1), node("Relu", ["h"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.DOUBLE, [1, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.DOUBLE, [1, 2])],
+        [numpy_helper.from_array(weights(2, 3).astype(np.float64), "w"),
+         numpy_helper.from_array(weights(2).astype(np.float64), "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    net = from_onnx(model)
+    x = RNG.standard_normal((4, 3))
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    reference = np.stack([session.run(None, {"x": s.reshape(1, 3)})[0].reshape(-1) for s in x])
+    np.testing.assert_allclose(net.runtime_outputs(x), reference, rtol=1e-12)
+    assert frontend._first_mismatch(net, x) == f"the ONNX output {net.output_name!r}"

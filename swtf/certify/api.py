@@ -117,16 +117,18 @@ def check_labels(y, num_points, num_classes):
     return y.astype(np.int64)
 
 
-def spec_lower_bounds(verifier, x, eps, spec, norm, method, clip):
-    """(N, S) NumPy lower bounds of the spec rows, for already-validated arguments.
+def proof_safe(lower):
+    """NumPy float64 copy of the lower bounds `lower` with NaN (which would be a bug) replaced by -inf, the
+    trivially sound bound, so that it can never be read as a proof."""
+    lower = np.asarray(lower, np.float64)
+    return np.where(np.isnan(lower), -np.inf, lower)
 
-    A NaN bound (which would be a bug) is replaced by -inf, the trivially sound bound, so that it can never
-    be read as a proof.
-    """
+
+def spec_lower_bounds(verifier, x, eps, spec, norm, method, clip):
+    """(N, S) NumPy lower bounds of the spec rows, for already-validated arguments (`proof_safe`)."""
     dtype = verifier.dtype
     inputs = input_set(norm, tf.constant(x, dtype), tf.constant(eps, dtype), clip)
-    lower = verifier.spec_lower_bounds(inputs, spec, method).numpy().astype(np.float64)
-    return np.where(np.isnan(lower), -np.inf, lower)
+    return proof_safe(verifier.spec_lower_bounds(inputs, spec, method).numpy())
 
 
 def bounds(model, x, eps, *, norm="linf", method="crown", clip=(0.0, 1.0), dtype="float64"):

@@ -49,6 +49,9 @@ def export_onnx(model, path, input_shape, probe):
     gap = runtime_gap(proto, model, np.asarray(probe, np.float32))
     if not gap <= MAX_GAP:
         raise SwtfError(f"the ONNX export differs from the Keras model by {gap:.3g} (> {MAX_GAP:g}); not written")
+    try:  # checked before writing, so a failing check leaves no file behind
+        onnx.checker.check_model(proto)
+    except onnx.checker.ValidationError as err:
+        raise SwtfError(f"the ONNX export fails onnx's model check: {str(err).splitlines()[0]}; not written") from None
     io.write_bytes(path, proto.SerializeToString())
-    onnx.checker.check_model(path)
     return gap

@@ -287,7 +287,8 @@ def check_against_runtime(net, lower=None, upper=None, *, samples=CHECK_SAMPLES,
 def _first_mismatch(net, x):
     """A description of the first translated node whose value differs from onnxruntime's."""
     names = [name for name in net.producers]
-    session = Session(with_outputs(net.model, names), net.input_name, net.input_shape, names)
+    elem_type = onnx.TensorProto.DOUBLE if net.session.input_dtype == np.float64 else onnx.TensorProto.FLOAT
+    session = Session(with_outputs(net.model, names, elem_type), net.input_name, net.input_shape, names)
     reference = session.run(x)
     values = forward(net.network, net.to_network(x), return_all=True)
     for name, expected in zip(names, reference):

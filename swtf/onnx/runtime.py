@@ -44,21 +44,29 @@ class Session:
         except Exception as err:  # onnxruntime raises its own exception types
             raise SwtfError(f"onnxruntime cannot load the model: {str(err).splitlines()[0]}") from None
         self.input_name, self.input_shape = input_name, tuple(input_shape)
+        self.input_dtype = input_dtype(model, input_name)
         self.outputs = list(outputs) if outputs else [o.name for o in model.graph.output]
 
     def run(self, x):
-        """Float64 (N, *) flat values of every output for float32 inputs `x` of shape (N, input size)."""
-        x = np.asarray(x, np.float32).reshape(-1, math.prod(self.input_shape))
+        """Float64 (N, *) flat values of every output for inputs `x` of shape (N, input size), fed in the
+        model's input type (float32 or float64)."""
+        x = np.asarray(x, self.input_dtype).reshape(-1, math.prod(self.input_shape))
         rows = [self._session.run(self.outputs, {self.input_name: sample.reshape(self.input_shape)})
                 for sample in x]
         return [np.stack([np.asarray(r[i], np.float64).reshape(-1) for r in rows]) for i in range(len(self.outputs))]
 
 
-def with_outputs(model, names):
-    """A copy of `model` that also returns the tensors `names` (for locating a mismatch)."""
+def input_dtype(model, input_name):
+    """NumPy dtype of graph input `input_name`: float64 for a DOUBLE input, else float32."""
+    (value_info,) = [i for i in model.graph.input if i.name == input_name]
+    return np.float64 if value_info.type.tensor_type.elem_type == onnx.TensorProto.DOUBLE else np.float32
+
+
+def with_outputs(model, names, elem_type=onnx.TensorProto.FLOAT):
+    """A copy of `model` that also returns the tensors `names`, of type `elem_type` (for locating a
+    mismatch)."""
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
     known = {o.name for o in copy.graph.output}
-    copy.graph.output.extend(onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None)
-                             for n in names if n not in known)
+    copy.graph.output.extend(onnx.helper.make_tensor_value_info(n, elem_type, None) for n in names if n not in known)
     return copy

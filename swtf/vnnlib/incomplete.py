@@ -36,7 +36,8 @@ def slacks(net, disjuncts, method):
         if not len(rows):
             continue
         spec = tf.constant(net.output_rows(rows)[None], tf.float64)
-        lower = verifier.spec_lower_bounds(network_box(net, disjuncts[members[0]]), spec, method).numpy()[0]
+        lower = api.proof_safe(verifier.spec_lower_bounds(network_box(net, disjuncts[members[0]]), spec,
+                                                          method).numpy()[0])
         start = 0
         for i in members:
             count = len(disjuncts[i].offset)
