@@ -11,7 +11,6 @@ linear. An L2 ball needs a quadratic constraint (a mixed-integer quadratic progr
 
 import dataclasses
 import time
-import weakref
 
 import keras
 import numpy as np
@@ -29,9 +28,6 @@ from swtf.errors import SwtfError
 # A point is certified only if the solver's proven lower bound on its minimum margin exceeds this (in
 # logit units); see `verify_exact`.
 MARGIN_TOL = 1e-4
-
-_MAPS = weakref.WeakKeyDictionary()  # Network -> affine_maps(network)
-
 
 @dataclasses.dataclass(frozen=True)
 class ExactResult:
@@ -108,13 +104,11 @@ def _prepare(model, x, eps, clip, norm="linf"):
     x = api.check_points(network, x)
     eps = api.check_radii(eps, len(x))
     clip = api.check_options(x, norm, "crown", clip)
-    if network not in _MAPS:
-        _MAPS[network] = affine_maps(network)
     box = _input_box(x, eps, clip)
     pre = preactivation_bounds(network, x, eps, clip) if len(x) else {}
 
     def encoding(n):
-        return Encoding(network, _MAPS[network], (box[0][n], box[1][n]),
+        return Encoding(network, affine_maps(network), (box[0][n], box[1][n]),
                         {k: (lo[n], hi[n]) for k, (lo, hi) in pre.items()})
 
     return network, x, eps, clip, box, encoding

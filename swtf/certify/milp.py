@@ -19,6 +19,7 @@ basis (in chunks, kept sparse), so the encoding agrees with `forward` by constru
 import collections
 import dataclasses
 import math
+import weakref
 
 import numpy as np
 from scipy import optimize, sparse
@@ -58,8 +59,18 @@ def _probe(node, in_shape):
     return sparse.vstack(blocks).T.tocsr(), bias
 
 
+_MAPS = weakref.WeakKeyDictionary()  # Network -> its affine maps, while it lives
+
+
 def affine_maps(network):
-    """{node id: (L, b)} for every single-input affine node of `network` (the add op needs none)."""
+    """{node id: (L, b)} for every single-input affine node of `network` (the add op needs none), computed
+    once per network (every box and point of it shares them)."""
+    if network not in _MAPS:
+        _MAPS[network] = _affine_maps(network)
+    return _MAPS[network]
+
+
+def _affine_maps(network):
     maps = {}
     for i, node in enumerate(network.nodes):
         if node.op not in LINEAR_OPS and node.op not in ("input", "relu"):
@@ -154,21 +165,24 @@ class Encoding:
         none), `point` the input part of the best solution (None if none) and the solver's message.
         """
         c = np.asarray(c, np.float64).reshape(-1)
-        objective = self.output.matrix.T @ c
-        constant = float(c @ self.output.offset)
         if time_limit <= 0:
             return Solution("time_limit", np.inf, -np.inf, None, "no time left")
-        result = optimize.milp(objective, integrality=self.integrality,
-                               bounds=optimize.Bounds(self.var_lower, self.var_upper),
-                               constraints=self.constraints,
-                               options={"time_limit": float(time_limit), "mip_rel_gap": mip_rel_gap,
-                                        "disp": False})
+        solution, x = self.solve(self.output.matrix.T @ c, self.integrality, self.var_lower, self.var_upper,
+                                 self.constraints, time_limit, mip_rel_gap)
+        constant = float(c @ self.output.offset)
+        return solution._replace(value=solution.value + constant, bound=solution.bound + constant,
+                                   point=None if x is None else x[:self.input_size].reshape(self.network.input_shape))
+
+    def solve(self, objective, integrality, var_lower, var_upper, constraints, time_limit, mip_rel_gap):
+        """SciPy's milp (HiGHS) on this encoding's variables (or an extension of them): a `Solution` with
+        `point` None, and the solution vector (None if none was found)."""
+        result = optimize.milp(objective, integrality=integrality, bounds=optimize.Bounds(var_lower, var_upper),
+                               constraints=constraints,
+                               options={"time_limit": float(time_limit), "mip_rel_gap": mip_rel_gap, "disp": False})
         status = {0: "optimal", 1: "time_limit"}.get(result.status, "failed")
         found = result.x is not None
         dual = getattr(result, "mip_dual_bound", None)
         if status == "optimal" and self.num_binaries == 0:
             dual = result.fun  # a pure LP: optimal means the bound is the value itself
-        bound = -np.inf if dual is None or not np.isfinite(dual) else float(dual) + constant
-        return Solution(status, float(result.fun) + constant if found else np.inf, bound,
-                        result.x[:self.input_size].reshape(self.network.input_shape) if found else None,
-                        result.message)
+        bound = -np.inf if dual is None or not np.isfinite(dual) else float(dual)
+        return Solution(status, float(result.fun) if found else np.inf, bound, None, result.message), result.x

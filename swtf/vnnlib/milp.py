@@ -10,7 +10,6 @@ the disjunct (exact up to solver tolerances, as for `swtf.certify.verify_exact`)
 """
 
 import time
-import weakref
 
 import numpy as np
 from scipy import optimize, sparse
@@ -21,17 +20,14 @@ from swtf.vnnlib.incomplete import network_box
 
 MILP_TOL = MARGIN_TOL
 SIGN_GAP = 0.9
-_MAPS = weakref.WeakKeyDictionary()  # Network -> affine_maps
 
 
 def encode(net, disjunct):
     """The MILP `Encoding` of the network over the disjunct's box (pre-activation bounds: CROWN and IBP)."""
     network = net.network
-    if network not in _MAPS:
-        _MAPS[network] = affine_maps(network)
     box = network_box(net, disjunct)
     bounds = box_preactivation_bounds(network, box)
-    return Encoding(network, _MAPS[network], tuple(b.numpy()[0] for b in box),
+    return Encoding(network, affine_maps(network), tuple(b.numpy()[0] for b in box),
                     {k: (lo[0], hi[0]) for k, (lo, hi) in bounds.items()})
 
 
@@ -64,16 +60,7 @@ def minimize_violation(net, encoding, disjunct, time_limit, gap=MIP_REL_GAP):
                    optimize.LinearConstraint(violation, -np.inf, limits)]
     objective = np.zeros(num_vars + 1)
     objective[-1] = 1.0
-    result = optimize.milp(objective, integrality=np.append(encoding.integrality, 0),
-                           bounds=optimize.Bounds(np.append(encoding.var_lower, -np.inf),
-                                                  np.append(encoding.var_upper, np.inf)),
-                           constraints=constraints,
-                           options={"time_limit": float(time_limit), "mip_rel_gap": gap, "disp": False})
-    status = {0: "optimal", 1: "time_limit"}.get(result.status, "failed")
-    found = result.x is not None
-    dual = getattr(result, "mip_dual_bound", None)
-    if status == "optimal" and encoding.num_binaries == 0:
-        dual = result.fun
-    bound = -np.inf if dual is None or not np.isfinite(dual) else float(dual)
-    point = net.from_network(result.x[None, :encoding.input_size])[0] if found else None
-    return Solution(status, float(result.fun) if found else np.inf, bound, point, result.message)
+    solution, x = encoding.solve(objective, np.append(encoding.integrality, 0),
+                                 np.append(encoding.var_lower, -np.inf), np.append(encoding.var_upper, np.inf),
+                                 constraints, time_limit, gap)
+    return solution._replace(point=None if x is None else net.from_network(x[None, :encoding.input_size])[0])
