@@ -228,3 +228,24 @@ def test_a_double_precision_model_is_run_in_double():
     reference = np.stack([session.run(None, {"x": s.reshape(1, 3)})[0].reshape(-1) for s in x])
     np.testing.assert_allclose(net.runtime_outputs(x), reference, rtol=1e-12)
     assert frontend._first_mismatch(net, x) == f"the ONNX output {net.output_name!r}"
+
+
+@pytest.mark.parametrize("opset", [11, 13])
+def test_squeeze_and_unsqueeze_with_negative_and_default_axes(opset):
+    """Axes as attributes (opset 11) or inputs (13), negative ones counted from the end, and Squeeze with
+    no axes (every unit axis), on data and folded constants, against onnxruntime."""
+    def axes_of(name, values):
+        if opset >= 13:
+            return {"inputs": [name + "_axes"]}, [(name + "_axes", np.array(values, np.int64))]
+        return {"axes": values}, []
+
+    up, up_init = axes_of("up", [1, -1])
+    down, down_init = axes_of("down", [-1, 1])
+    nodes = [node("Unsqueeze", ["x"] + up.pop("inputs", []), ["u"], **up),  # (1, 4) -> (1, 1, 4, 1)
+             node("Squeeze", ["u"] + down.pop("inputs", []), ["s"], **down),  # -> (1, 4)
+             node("Unsqueeze", ["c"] + ([] if opset < 13 else ["up_axes"]), ["cu"], name="fold_unsqueeze",
+                  **({} if opset >= 13 else {"axes": [1, -1]})),
+             node("Squeeze", ["cu"], ["cs"], name="fold_squeeze"),  # every unit axis: (1, 1, 4, 1) -> (4,)
+             node("Add", ["s", "cs"], ["y"])]
+    inits = up_init + down_init + [("c", weights(1, 4))]
+    assert_matches_runtime(make_model(nodes, [1, 4], [1, 4], inits, opset=opset), 4)

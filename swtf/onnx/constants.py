@@ -27,24 +27,37 @@ def _constant(attrs):
     raise KeyError("Constant without a value, value_float(s) or value_int(s) attribute")
 
 
-def _axes(attrs, inputs):
-    """Axes from the `axes` input (opset >= 13) or attribute (older opsets), or None."""
-    if len(inputs) > 1 and inputs[1] is not None:
-        return tuple(int(a) for a in inputs[1])
-    return tuple(attrs["axes"]) if "axes" in attrs else None
+def squeeze_axes(attrs, axes_input):
+    """Squeeze/Unsqueeze axes from the `axes` input (opset >= 13; None if absent) or attribute (older
+    opsets), or ()."""
+    if axes_input is not None:
+        return tuple(int(a) for a in axes_input)
+    return tuple(attrs.get("axes", ()))
+
+
+def squeeze_shape(shape, axes):
+    """Squeeze's output shape: the `axes` (negative ones counted from the end; none: every unit axis)
+    removed. ValueError for a non-unit axis."""
+    axes = tuple(a % len(shape) for a in axes) or tuple(i for i, d in enumerate(shape) if d == 1)
+    if any(shape[a] != 1 for a in axes):
+        raise ValueError(f"squeezing a non-unit axis of {tuple(shape)}")
+    return tuple(d for i, d in enumerate(shape) if i not in axes)
+
+
+def unsqueeze_shape(shape, axes):
+    """Unsqueeze's output shape: unit axes inserted at `axes` of the output (negative: from its end)."""
+    rank, shape = len(shape) + len(axes), list(shape)
+    for axis in sorted(a % rank for a in axes):
+        shape.insert(axis, 1)
+    return tuple(shape)
 
 
 def _unsqueeze(attrs, x, *rest):
-    axes = _axes(attrs, (x,) + rest)
-    rank = x.ndim + len(axes)
-    for axis in sorted(a % rank for a in axes):
-        x = np.expand_dims(x, axis)
-    return x
+    return x.reshape(unsqueeze_shape(x.shape, squeeze_axes(attrs, rest[0] if rest else None)))
 
 
 def _squeeze(attrs, x, *rest):
-    axes = _axes(attrs, (x,) + rest)
-    return np.squeeze(x, axis=axes)
+    return x.reshape(squeeze_shape(x.shape, squeeze_axes(attrs, rest[0] if rest else None)))
 
 
 def _flatten(attrs, x):

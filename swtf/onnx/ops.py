@@ -19,7 +19,7 @@ import numpy as np
 
 from swtf.certify.network import conv_output_size, same_pads
 from swtf.onnx import layout
-from swtf.onnx.constants import flatten_shape, reshape_target
+from swtf.onnx.constants import flatten_shape, reshape_target, squeeze_axes, squeeze_shape, unsqueeze_shape
 from swtf.onnx.layout import Tensor
 
 
@@ -145,16 +145,11 @@ def reshape(tr, node, attrs):
 
 def squeeze_or_unsqueeze(tr, node, attrs):
     x = tr.tensor(node.input[0])
-    axes = tuple(int(a) for a in tr.const(node.input[1])) if len(node.input) > 1 and node.input[1] else tuple(
-        attrs.get("axes", ()))
-    if node.op_type == "Squeeze":
-        axes = tuple(a % len(x.shape) for a in axes) or tuple(i for i, d in enumerate(x.shape) if d == 1)
-        if any(x.shape[a] != 1 for a in axes):
-            tr.refuse(node, f"squeezing a non-unit axis of {x.shape}")
-        return _relabel(x, tuple(d for i, d in enumerate(x.shape) if i not in axes))
-    shape = list(x.shape)
-    for axis in sorted(a % (len(x.shape) + len(axes)) for a in axes):
-        shape.insert(axis, 1)
+    axes = squeeze_axes(attrs, tr.const(node.input[1]) if len(node.input) > 1 and node.input[1] else None)
+    try:
+        shape = (squeeze_shape if node.op_type == "Squeeze" else unsqueeze_shape)(x.shape, axes)
+    except ValueError as err:
+        tr.refuse(node, str(err))
     return _relabel(x, shape)
 
 
