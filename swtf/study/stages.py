@@ -160,6 +160,15 @@ def robust_students_settings(config):
             "train": dataclasses.asdict(config.train)}
 
 
+def best_student(config, families, missing):
+    """The selected student of an architecture in `families` with the best validation accuracy (the fewest
+    parameters on a tie); `missing`: the error if there is none."""
+    best = max((r for r in selected_students(config) if r["architecture"] in families),
+               key=lambda r: (r["val_accuracy"], -r["params"]), default=None)
+    check_option(best, missing)
+    return best
+
+
 def run_robust_students(context):
     """The study's four-way comparison for the robust teacher, on the validation-best certifiable student
     architecture: distilled from the robust teacher (at the temperature selected for the standard
@@ -167,9 +176,8 @@ def run_robust_students(context):
     from swtf.distill import robust
 
     config, data = context.config, context.data
-    best = max((r for r in selected_students(config) if r["architecture"] in CERTIFIABLE_FAMILIES),
-               key=lambda r: (r["val_accuracy"], -r["params"]), default=None)
-    check_option(best, "the robust comparison needs a certifiable student (snn or shallow_cnn) in --study_students")
+    best = best_student(config, CERTIFIABLE_FAMILIES,
+                        "the robust comparison needs a certifiable student (snn or shallow_cnn) in --study_students")
     record = io.read_json(runs.record_path(config.run_dir, best["name"]))
     architecture, hparams = record["architecture"], record["hparams"]
     teacher, _ = runs.load_trained(config.run_dir, "robust_teacher")
@@ -221,9 +229,8 @@ def run_prune(context):
     from swtf import prune
 
     config, data = context.config, context.data
-    candidates = [r for r in selected_students(config) if r["architecture"] in PRUNABLE_CERTIFIABLE_FAMILIES]
-    check_option(candidates, "the study prunes a certifiable conv student: add shallow_cnn to --study_students")
-    best = max(candidates, key=lambda r: (r["val_accuracy"], -r["params"]))
+    best = best_student(config, PRUNABLE_CERTIFIABLE_FAMILIES,
+                        "the study prunes a certifiable conv student: add shallow_cnn to --study_students")
     student, _ = runs.load_trained(config.run_dir, best["name"])
     teacher, _ = runs.load_trained(config.run_dir, "teacher")
     schedule = prune.polynomial(config.options.prune_fraction, config.options.prune_steps)

@@ -107,11 +107,10 @@ def _batches(arrays, batch_size, seed):
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def _single_device_training(model, loss_fn, options, steps_per_epoch, train):
+def _single_device_training(model, loss_fn, learning_rate, dataset):
     """(optimizer, dataset, train_step) of the one-device loop."""
-    optimizer = keras.optimizers.Adam(_learning_rate(options, steps_per_epoch))
+    optimizer = keras.optimizers.Adam(learning_rate)
     optimizer.build(model.trainable_variables)
-    dataset = _batches(train, options.batch_size, options.seed)
 
     @tf.function(reduce_retracing=True)
     def train_step(batch):
@@ -157,14 +156,14 @@ def fit(model, train, val, *, options, loss_fn=None, name="train", log_dir=None,
                         f"{[len(a) for a in train]}")
     keras.utils.set_random_seed(options.seed)
     steps_per_epoch = int(np.ceil(len(train[0]) / options.batch_size))
+    learning_rate = _learning_rate(options, steps_per_epoch)
+    batches = _batches(train, options.batch_size, options.seed)
     if strategy is not None:
         from swtf.distribute.strategies import distributed_training
 
-        optimizer, dataset, train_step = distributed_training(
-            strategy, model, loss_fn, _learning_rate(options, steps_per_epoch),
-            _batches(train, options.batch_size, options.seed))
+        optimizer, dataset, train_step = distributed_training(strategy, model, loss_fn, learning_rate, batches)
     else:
-        optimizer, dataset, train_step = _single_device_training(model, loss_fn, options, steps_per_epoch, train)
+        optimizer, dataset, train_step = _single_device_training(model, loss_fn, learning_rate, batches)
 
     callbacks = keras.callbacks.CallbackList(callbacks or [], model=model)
     writer = tf.summary.create_file_writer(log_dir) if log_dir else None
