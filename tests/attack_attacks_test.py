@@ -1,4 +1,4 @@
-"""FGSM, BIM, PGD and MIM of `swtf.attack`: threat-model constraints, closed forms and a NumPy re-run."""
+"""FGSM, BIM, PGD, MIM and APGD of `swtf.attack`: threat-model constraints, closed forms and a NumPy re-run."""
 
 import keras
 import numpy as np
@@ -92,38 +92,125 @@ def test_fgsm_on_a_linear_model_matches_the_closed_form():
     np.testing.assert_allclose(x_adv.ravel(), 0.5 + 0.17 * np.array([-2, 3, 0, -2]) / np.sqrt(17), atol=1e-6)
 
 
-def _numpy_attack(model, x, y, eps, step_size, steps, norm, decay):
-    """An independent float64 re-run of the iterative attack on `snn` (Dense-ReLU-Dense), from x.
+class _NumpySnn:
+    """An independent float64 `snn` (Dense-ReLU-Dense) with hand-written gradients, for re-running attacks.
 
-    Gradients by hand: dCE/dz = softmax(z) - onehot(y), back through the ReLU layer. Keeps per
-    point the strongest of x_1..x_T: successful first, then lowest margin z_y - max_{j!=y} z_j.
+    Gradients by hand: dCE/dz = softmax(z) - onehot(y), back through the ReLU layer. Tracks per point the
+    strongest of the iterates it is shown: successful first, then lowest margin z_y - max_{j!=y} z_j.
     """
-    (w1, b1), (w2, b2) = [[np.float64(w) for w in layer.get_weights()] for layer in model.ordered_layers[1:]]
-    x0 = x.reshape(len(x), -1).astype(np.float64)
-    onehot = np.eye(w2.shape[1])[y]
-    x_t, velocity = x0.copy(), np.zeros_like(x0)
-    best_x, best_key = x0.copy(), np.full((len(x), 2), np.inf)
-    for t in range(steps + 1):
-        pre = x_t @ w1 + b1
-        z = np.maximum(pre, 0) @ w2 + b2
-        margin = (z * onehot).sum(1) - np.where(onehot > 0, -np.inf, z).max(1)
-        key = np.stack([z.argmax(1) == y, margin], axis=1)  # (not successful, margin), lexicographic
-        if t > 0:
-            better = (key[:, 0] < best_key[:, 0]) | ((key[:, 0] == best_key[:, 0]) & (key[:, 1] < best_key[:, 1]))
-            best_x[better], best_key[better] = x_t[better], key[better]
-        if t == steps:
-            break
+
+    def __init__(self, model, x, y, eps, norm):
+        (self.w1, self.b1), (self.w2, self.b2) = [[np.float64(w) for w in layer.get_weights()]
+                                                  for layer in model.ordered_layers[1:]]
+        self.x0 = x.reshape(len(x), -1).astype(np.float64)
+        self.onehot = np.eye(self.w2.shape[1])[y]
+        self.y, self.eps, self.norm = y, eps, norm
+        self.best_x, self.best_key = self.x0.copy(), np.full((len(x), 2), np.inf)
+
+    def cross_entropy_and_gradient(self, x_t, track):
+        pre = x_t @ self.w1 + self.b1
+        z = np.maximum(pre, 0) @ self.w2 + self.b2
+        if track:
+            margin = (z * self.onehot).sum(1) - np.where(self.onehot > 0, -np.inf, z).max(1)
+            key = np.stack([z.argmax(1) == self.y, margin], axis=1)  # (not successful, margin), lexicographic
+            better = (key[:, 0] < self.best_key[:, 0]) | ((key[:, 0] == self.best_key[:, 0])
+                                                         & (key[:, 1] < self.best_key[:, 1]))
+            self.best_x[better], self.best_key[better] = x_t[better], key[better]
         p = np.exp(z - z.max(1, keepdims=True))
-        grad = (((p / p.sum(1, keepdims=True) - onehot) @ w2.T) * (pre > 0)) @ w1.T
-        velocity = decay * velocity + grad / np.abs(grad).sum(1, keepdims=True)
-        direction = np.sign(velocity) if norm == "linf" else velocity / np.linalg.norm(velocity, axis=1, keepdims=True)
-        delta = x_t + step_size * direction - x0
-        if norm == "linf":
-            delta = np.clip(delta, -eps, eps)
+        p /= p.sum(1, keepdims=True)
+        return -np.log((p * self.onehot).sum(1)), (((p - self.onehot) @ self.w2.T) * (pre > 0)) @ self.w1.T
+
+    def step(self, x_t, size, velocity):
+        """Projection of x_t + size * (steepest ascent along velocity) onto the ball and the box."""
+        if self.norm == "linf":
+            direction = np.sign(velocity)
         else:
-            delta *= np.minimum(1, eps / np.linalg.norm(delta, axis=1, keepdims=True))
-        x_t = np.clip(x0 + delta, 0, 1)
-    return best_x.reshape(x.shape)
+            direction = velocity / np.linalg.norm(velocity, axis=1, keepdims=True)
+        return self.project(x_t + size * direction)
+
+    def project(self, x_t):
+        delta = x_t - self.x0
+        if self.norm == "linf":
+            delta = np.clip(delta, -self.eps, self.eps)
+        else:
+            delta *= np.minimum(1, self.eps / np.linalg.norm(delta, axis=1, keepdims=True))
+        return np.clip(self.x0 + delta, 0, 1)
+
+
+def _numpy_attack(model, x, y, eps, step_size, steps, norm, decay):
+    """An independent float64 re-run of the iterative attack (BIM, MIM) on `snn`, from x."""
+    net = _NumpySnn(model, x, y, eps, norm)
+    x_t, velocity = net.x0.copy(), np.zeros_like(net.x0)
+    for t in range(steps):
+        grad = net.cross_entropy_and_gradient(x_t, track=t > 0)[1]
+        velocity = decay * velocity + grad / np.abs(grad).sum(1, keepdims=True)
+        x_t = net.step(x_t, step_size, velocity)
+    net.cross_entropy_and_gradient(x_t, track=True)
+    return net.best_x.reshape(x.shape)
+
+
+def _numpy_apgd(model, x, y, eps, steps, norm):
+    """APGD (Croce & Hein 2020, Algorithm 1) from x in float64: step 2 * eps, halved per point at the
+    checkpoints when under 75% of the steps since the last one rose, or when neither the step nor the best
+    loss changed since then, going back to the best point; momentum 0.75 from the second step on."""
+    net = _NumpySnn(model, x, y, eps, norm)
+    p = [0.0, 0.22]
+    while p[-1] < 1:
+        p.append(p[-1] + max(p[-1] - p[-2] - 0.03, 0.06))
+    checkpoints = {int(np.ceil(round(q * steps, 9))) for q in p[1:]}
+    x_t = x_prev = net.x0.copy()
+    eta = np.full((len(x), 1), 2.0 * eps)
+    rises, last, eta_then = np.zeros(len(x)), 0, eta.copy()
+    for t in range(steps):
+        loss, grad = net.cross_entropy_and_gradient(x_t, track=t > 0)
+        if t == 0:
+            loss_max, x_max, grad_max, loss_prev = loss.copy(), x_t.copy(), grad.copy(), loss.copy()
+            loss_max_then = loss_max.copy()
+        else:
+            rises += loss > loss_prev
+            up = loss > loss_max
+            loss_max[up], x_max[up], grad_max[up] = loss[up], x_t[up], grad[up]
+            loss_prev = loss
+        if t in checkpoints:
+            halve = (rises < 0.75 * (t - last)) | ((eta[:, 0] == eta_then[:, 0]) & (loss_max == loss_max_then))
+            eta_then, loss_max_then = eta.copy(), loss_max.copy()
+            eta[halve] /= 2
+            x_t, grad, x_prev = x_t.copy(), grad.copy(), x_prev.copy()
+            x_t[halve], grad[halve], x_prev[halve] = x_max[halve], grad_max[halve], x_max[halve]
+            loss_prev = np.where(halve, loss_max, loss_prev)
+            rises, last = np.zeros(len(x)), t
+        z = net.step(x_t, eta, grad)
+        momentum = 0.75 if t > 0 else 1.0
+        x_prev, x_t = x_t, net.project(x_t + momentum * (z - x_t) + (1 - momentum) * (x_t - x_prev))
+    net.cross_entropy_and_gradient(x_t, track=True)
+    return net.best_x.reshape(x.shape)
+
+
+def test_apgd_checkpoints_follow_the_paper():
+    """p_0 = 0, p_1 = 0.22, p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06): for 100 steps 22, 41, 57, 70,
+    80, 87, 93, 99 (worked by hand); checkpoints at or past the last step are dropped."""
+    assert iterative.apgd_checkpoints(100) == [22, 41, 57, 70, 80, 87, 93, 99]
+    assert iterative.apgd_checkpoints(10) == [3, 5, 6, 7, 8, 9]
+    assert iterative.apgd_checkpoints(1) == []
+
+
+@pytest.mark.parametrize("norm,eps", [("linf", 0.2), ("l2", 1.0)])
+@pytest.mark.parametrize("steps", [10, 25])
+def test_apgd_matches_a_numpy_rerun(mlp, images, norm, eps, steps):
+    x, y = images
+    got = swtf.attack.apgd(mlp, x, y, eps, norm=norm, steps=steps)
+    np.testing.assert_allclose(got, _numpy_apgd(mlp, x, y, eps, steps, norm), atol=1e-5)
+
+
+def test_apgd_halves_its_step_where_a_constant_step_stalls(mlp, images):
+    """At step 2 * eps a constant-step PGD bounces between the ball's faces; APGD, starting with that step,
+    halves it, so at equal budget its point has the higher loss far more often than the lower one."""
+    x, y = images
+    eps = 0.1
+    cross_entropy = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=None)
+    ours = cross_entropy(y, _logits(mlp, swtf.attack.apgd(mlp, x, y, eps, steps=30, loss="ce"))).numpy()
+    bouncing = cross_entropy(y, _logits(mlp, swtf.attack.bim(mlp, x, y, eps, steps=30, step_size=2 * eps))).numpy()
+    assert np.sum(ours > bouncing + 1e-6) > 3 * np.sum(ours < bouncing - 1e-6)
 
 
 @pytest.mark.parametrize("norm,eps", [("linf", 0.2), ("l2", 1.0)])

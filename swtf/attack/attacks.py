@@ -1,4 +1,4 @@
-"""The public first-order attacks: FGSM, BIM, PGD and MIM, all on NumPy batches.
+"""The public first-order attacks: FGSM, BIM, PGD, MIM and APGD, all on NumPy batches.
 
 Each is one setting of the shared compiled loop in `iterative.py`. Untargeted attacks take the true
 labels; with `targeted=True`, `y` holds the target labels. Every returned point lies in the `norm` ball
@@ -78,4 +78,22 @@ def mim(model, x, y, eps, *, norm="linf", steps=10, step_size=None, decay=1.0, c
     return run_attack(model, x, y, eps, step_size, config, batch_size=batch_size)
 
 
-ATTACKS = {"fgsm": fgsm, "bim": bim, "pgd": pgd, "mim": mim}
+def apgd(model, x, y, eps, *, norm="linf", steps=100, step_size=None, restarts=1, random_start=True,
+         clip=(0.0, 1.0), targeted=False, loss="ce", seed=0, batch_size=256, first_index=0):
+    """Auto-PGD (Croce & Hein, 2020): PGD with momentum and a step size halved where progress stalls.
+
+    The first restart starts at x, further ones at random points (as in `pgd`); per point the strongest
+    iterate of all is returned. `step_size` is the initial step, 2 * eps by default (the paper's), halved
+    per example at the checkpoints described in `swtf.attack.iterative`. Each step costs one gradient, as in
+    `pgd`, so equal `steps` and `restarts` are an equal budget. Other arguments as in `pgd`.
+    """
+    eps = inputs.check_radius("eps", eps)
+    steps = inputs.check_count("steps", steps)
+    step_size = 2.0 * eps if step_size is None else step_size
+    config = AttackConfig(norm=norm, steps=steps, restarts=restarts, random_start=random_start, loss=loss,
+                          targeted=targeted, clip=clip, schedule="apgd")
+    return run_attack(model, x, y, eps, step_size, config, seed=seed, batch_size=batch_size,
+                      first_index=first_index)
+
+
+ATTACKS = {"fgsm": fgsm, "bim": bim, "pgd": pgd, "mim": mim, "apgd": apgd}

@@ -1,7 +1,7 @@
 """Robustness curves: accuracy under attack against the radius eps, per seed, on fixed test points.
 
 A curve is computed on exactly the points it is given, so curves of several models on the same points are
-comparable point for point. Randomised attacks (PGD's random starts) are repeated once per seed, and
+comparable point for point. Randomised attacks (PGD's and APGD's random restarts) are repeated once per seed, and
 `summary_rows` reports the spread over seeds (mean, std, min, max), so that a gap smaller than that spread
 is not read as a difference between models. At eps 0 no attack runs: the value is the clean accuracy.
 
@@ -18,7 +18,7 @@ from swtf.attack.evaluation import is_adversarial
 from swtf.errors import SwtfError
 
 BACKENDS = ("swtf", "cleverhans")
-RANDOMIZED_ATTACKS = ("pgd",)  # the others start at x and are deterministic: one seed says everything
+RANDOMIZED_ATTACKS = ("pgd", "apgd")  # the others start at x and are deterministic: one seed says everything
 SUMMARY_COLUMNS = ("model", "eps", "mean", "std", "min", "max", "seeds", "points")
 # What cleverhans's PGD can take; it is always untargeted, cross-entropy, one start.
 _CLEVERHANS_ARGUMENTS = ("norm", "steps", "step_size", "random_start", "clip", "batch_size")

@@ -18,11 +18,20 @@ budget of steps the start at x was the stronger single start on the digits model
 cleverhans' and ART's default PGD (no random start), so the strongest iterate kept here succeeds wherever
 their last iterate does. The seed therefore matters only from the second restart on.
 
+APGD (Croce & Hein, 2020, the attack behind AutoAttack) is the same loop with `schedule="apgd"`: the step
+size starts at the given value (2 * eps by default) and is halved per example at checkpoints
+w_j = ceil(p_j * steps), p_0 = 0, p_1 = 0.22, p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06), when the
+objective rose on fewer than 75% of the steps since the last checkpoint, or when neither the step size
+nor the best objective changed since then; a halved example restarts from its best point so far. Each
+step after the first adds momentum: x_{t+1} = P(x_t + 0.75 (z - x_t) + 0.25 (x_t - x_{t-1})), z the plain
+PGD step. Same gradient budget per restart as PGD (one gradient per step).
+
 The whole loop runs in one `tf.function` per (model, `AttackConfig`), cached; batch size, eps, step
 size and seed are tensor arguments, so new values never retrace.
 """
 
 import dataclasses
+import math
 import weakref
 
 import numpy as np
@@ -43,6 +52,20 @@ class AttackConfig:
     targeted: bool = False
     decay: float = 0.0
     clip: tuple = (0.0, 1.0)
+    schedule: str = "constant"  # or "apgd": step-size halving and momentum (module docstring)
+
+
+SCHEDULES = ("constant", "apgd")
+APGD_MOMENTUM = 0.75
+APGD_RHO = 0.75  # the share of rising steps below which a checkpoint halves the step size
+
+
+def apgd_checkpoints(steps):
+    """Sorted steps 0 < w_1 < w_2 < ... < steps at which APGD may halve its step size (module docstring)."""
+    fractions = [0.0, 0.22]
+    while fractions[-1] < 1.0:
+        fractions.append(fractions[-1] + max(fractions[-1] - fractions[-2] - 0.03, 0.06))
+    return sorted({math.ceil(round(p * steps, 9)) for p in fractions[1:]} & set(range(1, steps)))
 
 
 # model -> {AttackConfig: tf.function}. Weak keys, and the functions hold the model only weakly, so a
@@ -69,17 +92,69 @@ def _build(model_ref, config, example_shape):
         with tf.GradientTape() as tape:
             tape.watch(x)
             logits = model(x, training=False)
-            objective = tf.reduce_sum(objectives.attack_objective(logits, y, config.loss, targeted))
-        return logits, tape.gradient(objective, x)
+            objective = objectives.attack_objective(logits, y, config.loss, targeted)
+            total = tf.reduce_sum(objective)
+        return logits, objective, tape.gradient(total, x)
+
+    def per_example(t):
+        """A (batch,) tensor shaped to broadcast against the batch of inputs."""
+        return tf.reshape(t, [-1] + [1] * len(example_shape))
 
     def keep_stronger(best, candidate, logits, y, consider):
         best_x, best_success, best_margin = best
         success = objectives.succeeded(logits, y, targeted)
         margin = objectives.margin(logits, y, targeted)
         stronger = consider & ((success & ~best_success) | ((success == best_success) & (margin < best_margin)))
-        pick = tf.reshape(stronger, [-1] + [1] * len(example_shape))
-        return (tf.where(pick, candidate, best_x), tf.where(stronger, success, best_success),
+        return (tf.where(per_example(stronger), candidate, best_x), tf.where(stronger, success, best_success),
                 tf.where(stronger, margin, best_margin))
+
+    def constant_restart(model, x, y, x_t, eps, step_size, best):
+        velocity = tf.zeros_like(x)
+        for t in tf.range(config.steps):
+            logits, _, grad = logits_and_gradient(model, x_t, y)
+            best = keep_stronger(best, x_t, logits, y, consider=t > 0)
+            if config.decay:
+                velocity = config.decay * velocity + grad / lp_balls.l1_norm(grad)
+            else:  # the steepest-ascent direction is scale-free: no normalisation needed
+                velocity = grad
+            x_t = lp_balls.project(x_t + step_size * lp_balls.steepest_ascent(velocity, norm), x, eps, norm, clip)
+        return x_t, best
+
+    checkpoints = tf.constant([t in apgd_checkpoints(config.steps) for t in range(config.steps)])
+
+    def apgd_restart(model, x, y, x_t, eps, step_size, best):
+        batch = tf.shape(x)[0]
+        x_prev, x_best, grad_best = x_t, x_t, tf.zeros_like(x)
+        eta = eta_then = tf.fill([batch], step_size)
+        f_prev = f_best = f_best_then = tf.fill([batch], -np.inf)
+        rises, last_check = tf.zeros([batch]), tf.constant(0)
+        for t in tf.range(config.steps):
+            logits, f, grad = logits_and_gradient(model, x_t, y)
+            best = keep_stronger(best, x_t, logits, y, consider=t > 0)
+            rises += tf.cast((f > f_prev) & (t > 0), tf.float32)
+            improved = f > f_best
+            x_best = tf.where(per_example(improved), x_t, x_best)
+            grad_best = tf.where(per_example(improved), grad, grad_best)
+            f_best = tf.maximum(f, f_best)
+            f_best_then = tf.where(t == 0, f_best, f_best_then)
+            f_prev = f
+            if checkpoints[t]:  # halve where progress stalled, and go back to the best point (module docstring)
+                stalled = rises < APGD_RHO * tf.cast(t - last_check, tf.float32)
+                halve = stalled | ((eta == eta_then) & (f_best == f_best_then))
+                eta_then, f_best_then = eta, f_best
+                eta = tf.where(halve, eta / 2, eta)
+                back = per_example(halve)
+                x_t, grad = tf.where(back, x_best, x_t), tf.where(back, grad_best, grad)
+                x_prev = tf.where(back, x_best, x_prev)
+                f_prev = tf.where(halve, f_best, f_prev)
+                rises, last_check = tf.zeros([batch]), t
+            z = lp_balls.project(x_t + per_example(eta) * lp_balls.steepest_ascent(grad, norm), x, eps, norm, clip)
+            momentum = tf.where(t > 0, APGD_MOMENTUM, 1.0)
+            x_prev, x_t = x_t, lp_balls.project(x_t + momentum * (z - x_t) + (1.0 - momentum) * (x_t - x_prev), x,
+                                                eps, norm, clip)
+        return x_t, best
+
+    run_restart = apgd_restart if config.schedule == "apgd" else constant_restart
 
     @tf.function(input_signature=[
         tf.TensorSpec((None,) + example_shape, tf.float32), tf.TensorSpec((None,), tf.int32),
@@ -95,15 +170,7 @@ def _build(model_ref, config, example_shape):
                 random = lp_balls.random_start(x, eps, norm, clip, tf.random.experimental.stateless_fold_in(
                     seed, tf.cast(restart, tf.int64)), skip)
                 x_t = tf.where(restart > 0, random, x)
-            velocity = tf.zeros_like(x)
-            for t in tf.range(config.steps):
-                logits, grad = logits_and_gradient(model, x_t, y)
-                best = keep_stronger(best, x_t, logits, y, consider=t > 0)
-                if config.decay:
-                    velocity = config.decay * velocity + grad / lp_balls.l1_norm(grad)
-                else:  # the steepest-ascent direction is scale-free: no normalisation needed
-                    velocity = grad
-                x_t = lp_balls.project(x_t + step_size * lp_balls.steepest_ascent(velocity, norm), x, eps, norm, clip)
+            x_t, best = run_restart(model, x, y, x_t, eps, step_size, best)
             best = keep_stronger(best, x_t, model(x_t, training=False), y, consider=True)
         return best
 
@@ -122,6 +189,7 @@ def run_attack(model, x, y, eps, step_size, config, *, seed=0, batch_size=256, f
     step_size = inputs.check_radius("step_size", step_size)
     inputs.check_choice("norm", config.norm, lp_balls.NORMS)
     inputs.check_choice("loss", config.loss, objectives.LOSSES)
+    inputs.check_choice("schedule", config.schedule, SCHEDULES)
     inputs.check_count("steps", config.steps)
     inputs.check_count("restarts", config.restarts)
     batch_size = inputs.check_count("batch_size", batch_size)

@@ -27,7 +27,8 @@ DEFAULT_BATCH_SIZE = 256
 PGD_RESTARTS = 2  # a start at x and one random start per seed (see swtf.attack.iterative)
 
 flags.DEFINE_enum("attack", "pgd", list(ATTACKS), "Attack: pgd (first start at x, then random ones, "
-                  "--attack_restarts), fgsm (one step), bim (PGD from x), mim (momentum, from x).")
+                  "--attack_restarts), apgd (Auto-PGD: adaptive step size and momentum, restarts as pgd), "
+                  "fgsm (one step), bim (PGD from x), mim (momentum, from x).")
 flags.DEFINE_enum("attack_norm", "linf", list(lp_balls.NORMS), "Threat model: L-inf or L2 ball, within [0, 1].")
 flags.DEFINE_list("attack_eps", ["0", "0.025", "0.05", "0.1", "0.15", "0.2"],
                   "Radii of the curve (pixel units, [0, 1]); 0 gives the clean accuracy.")
@@ -35,9 +36,9 @@ flags.DEFINE_list("attack_models", ["all"], "The run's models to attack: 'all', 
 flags.DEFINE_integer("attack_points", 200, "Attack the first this many test points (the same for every model).")
 flags.DEFINE_list("attack_seeds", ["0", "1", "2"], "Seeds of PGD's random restarts, one run each; the curves show "
                                                    "their spread (fgsm, bim, mim are deterministic: first seed).")
-flags.DEFINE_integer("attack_restarts", None, f"PGD starts per point: the first at x, the others at random points "
-                     f"drawn from the seed (default {PGD_RESTARTS} for swtf's PGD, 1 for the other attacks and the "
-                     "cleverhans backend; study and attack mode).")
+flags.DEFINE_integer("attack_restarts", None, f"PGD/APGD starts per point: the first at x, the others at random "
+                     f"points drawn from the seed (default {PGD_RESTARTS} for swtf's PGD and APGD, 1 for the other "
+                     "attacks and the cleverhans backend; study and attack mode).")
 flags.DEFINE_enum("attack_backend", "swtf", list(curves.BACKENDS),
                   "Who crafts the examples: swtf, or cleverhans 4's PGD (pgd only, one restart, >= 3 steps).")
 flags.DEFINE_integer("attack_batch_size", DEFAULT_BATCH_SIZE,
@@ -64,16 +65,17 @@ class Options:
 
 
 def restarts_from_flags(fv):
-    """--attack_restarts, or by default PGD_RESTARTS for swtf's PGD and 1 for attacks that start once."""
+    """--attack_restarts, or by default PGD_RESTARTS for swtf's PGD and APGD and 1 for attacks that start once."""
     if fv.attack_restarts is not None:
         return fv.attack_restarts
-    swtf_pgd = getattr(fv, "attack", "pgd") == "pgd" and getattr(fv, "attack_backend", "swtf") == "swtf"
-    return PGD_RESTARTS if swtf_pgd else 1
+    restarting = (getattr(fv, "attack", "pgd") in curves.RANDOMIZED_ATTACKS
+                  and getattr(fv, "attack_backend", "swtf") == "swtf")
+    return PGD_RESTARTS if restarting else 1
 
 
 def _check_backend(fv):
-    if fv.attack_restarts is not None and fv.attack_restarts > 1 and fv.attack != "pgd":
-        raise SwtfError(f"--attack_restarts applies to --attack=pgd only; {fv.attack} starts at x, so use 1")
+    if fv.attack_restarts is not None and fv.attack_restarts > 1 and fv.attack not in curves.RANDOMIZED_ATTACKS:
+        raise SwtfError(f"--attack_restarts applies to --attack=pgd or apgd only; {fv.attack} starts at x, so use 1")
     if fv.attack_backend != "cleverhans":
         return
     if fv.attack != "pgd":
@@ -125,7 +127,7 @@ def attack_kwargs(opts):
     kwargs = {"norm": opts.norm}
     if opts.attack != "fgsm":
         kwargs["steps"] = opts.steps
-    if opts.attack == "pgd" and opts.backend == "swtf":
+    if opts.attack in curves.RANDOMIZED_ATTACKS and opts.backend == "swtf":
         kwargs["restarts"] = opts.restarts
     if opts.batch_size != DEFAULT_BATCH_SIZE:
         kwargs["batch_size"] = opts.batch_size
