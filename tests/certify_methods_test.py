@@ -46,6 +46,17 @@ def test_hand_computed_alpha_crown_reaches_optimal_slope_and_no_further():
     np.testing.assert_allclose(up[0, 0], 2.5, atol=1e-8)
 
 
+def test_adaptive_slope_tie_takes_zero_as_auto_lirpa_and_deeppoly_do():
+    """y = relu(x), x in [-1, 1]: u = -l is a tie, where auto_LiRPA (upper slope u / (u - l) > 0.5) and DeepPoly
+    take lower slope 0, so y >= 0; slope 1 would give y >= x >= -1. Upper: the chord 0.5 x + 0.5 <= 1."""
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, activation="relu"), keras.layers.Dense(1)])
+    model.layers[0].set_weights([np.ones((1, 1)), np.zeros(1)])
+    model.layers[1].set_weights([np.ones((1, 1)), np.zeros(1)])
+    for method in ("crown", "crown-ibp"):
+        lo, up = certify.bounds(model, np.zeros((1, 1)), 1.0, method=method, clip=None)
+        np.testing.assert_allclose([lo[0, 0], up[0, 0]], [0.0, 1.0], atol=1e-8)
+
+
 def test_hand_computed_l2_ibp_uses_the_dual_norm_in_the_first_layer():
     # z1 in 0.5 +- sqrt(2), z2 in -0.5 +- sqrt(2): y in [-(sqrt(2) - 0.5), 0.5 + sqrt(2)].
     lo, up = certify.bounds(_hand_model(), np.zeros((1, 2)), 1.0, norm="l2", method="ibp")
@@ -91,7 +102,7 @@ def _dense_chain(network):
 
 
 def _numpy_crown(layers, x0, eps, clip):
-    """Full CROWN with adaptive lower slopes (u >= -l -> 1), for an L-inf box; returns (lower, upper)."""
+    """Full CROWN with adaptive lower slopes (u > -l -> 1), for an L-inf box; returns (lower, upper)."""
     xl, xu = x0 - eps, x0 + eps
     if clip is not None:
         xl, xu = np.maximum(xl, clip[0]), np.minimum(xu, clip[1])
@@ -107,7 +118,7 @@ def _numpy_crown(layers, x0, eps, clip):
             l, u = pre[j - 1]
             unstable, active = (l < 0) & (u > 0), l >= 0
             slope_u = np.where(active, 1.0, np.where(unstable, u / np.where(unstable, u - l, 1), 0.0))
-            slope_l = np.where(active | (unstable & (u >= -l)), 1.0, 0.0)
+            slope_l = np.where(active | (unstable & (u > -l)), 1.0, 0.0)
             a_pos, a_neg = np.maximum(a, 0), np.minimum(a, 0)
             const, a = const + a_neg @ np.where(unstable, -l * slope_u, 0.0), a_pos * slope_l + a_neg * slope_u
         return a @ ((xl + xu) / 2) - np.abs(a) @ ((xu - xl) / 2) + const
