@@ -1,8 +1,11 @@
 """PGD speed and strength of swtf against cleverhans 4, on the same digits models and batch, same run.
 
-For each architecture and norm: both attacks get one warm-up call (tracing), then `--repeats` timed
-calls on the same batch at equal budget (eps, steps, step size, one start: swtf's first start is x,
-cleverhans's here a random point); the median time gives PGD steps per second. Success is the fraction
+For each architecture and norm: `--repeats` rounds in which each attack, in turn, is called twice on the
+same batch at equal budget (eps, steps, step size, one start: swtf's first start is x, cleverhans's here
+a random point) and the second call is timed. Interleaving exposes all attacks to the same load on a
+shared machine; the untimed call absorbs one-off costs (tracing, and the kernel cache that the
+cleverhans wrapper's `tf.random.set_seed` clears: the next compiled call re-instantiates its kernels,
+about 0.1 s). Ratios are medians of the per-round ratios, steps per second medians of per-round times. Success is the fraction
 of the batch the model misclassifies afterwards; "ch x0 succ" is cleverhans's default PGD, from x.
 
 "bare st/s" is the floor any PGD on this model can reach: a compiled loop of nothing but the model's
@@ -38,7 +41,7 @@ def parse_args():
     parser.add_argument("--epochs", type=int, default=5, help="training epochs per model")
     parser.add_argument("--batch", type=int, default=256, help="test images attacked at once")
     parser.add_argument("--steps", type=int, default=40, help="PGD steps")
-    parser.add_argument("--repeats", type=int, default=3, help="timed calls per backend (median)")
+    parser.add_argument("--repeats", type=int, default=7, help="timed rounds (each attack once per round)")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args()
 
@@ -51,15 +54,21 @@ def trained_model(arch, data, epochs, seed):
     return model
 
 
-def median_seconds(attack, repeats):
-    """Median wall time of `attack()` after one untimed warm-up call; returns (seconds, last output)."""
-    x_adv = attack()
-    times = []
+def interleaved_seconds(attacks, repeats):
+    """{name: [wall time of each round]} for `attacks` {name: callable}, each called twice in turn per
+    round, the second call timed; also returns each attack's last output."""
+    outputs, times = {}, {name: [] for name in attacks}
     for _ in range(repeats):
-        start = time.perf_counter()
-        x_adv = attack()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), x_adv
+        for name, attack in attacks.items():
+            attack()
+            start = time.perf_counter()
+            outputs[name] = attack()
+            times[name].append(time.perf_counter() - start)
+    return times, outputs
+
+
+def median_ratio(slower, faster):
+    return statistics.median(s / f for s, f in zip(slower, faster))
 
 
 def bare_pgd(model, norm, steps):
@@ -93,14 +102,17 @@ def main():
         clean_error = np.mean(swtf.attack.predict_labels(model, x) != y)
         for norm in args.norms.split(","):
             budget = dict(eps=EPS[norm], norm=norm, steps=args.steps, seed=args.seed, batch_size=args.batch)
-            ours_s, ours = median_seconds(lambda: swtf.attack.pgd(model, x, y, **budget), args.repeats)
-            theirs_s, theirs = median_seconds(lambda: cleverhans_pgd(model, x, y, **budget), args.repeats)
-            from_x = cleverhans_pgd(model, x, y, rand_init=False, **budget)
             bare = bare_pgd(model, norm, args.steps)
-            bare_s, _ = median_seconds(lambda: bare(x, y, EPS[norm]), args.repeats)
+            times, outputs = interleaved_seconds({
+                "swtf": lambda: swtf.attack.pgd(model, x, y, **budget),
+                "cleverhans": lambda: cleverhans_pgd(model, x, y, **budget),
+                "bare": lambda: bare(x, y, EPS[norm])}, args.repeats)
+            ours, theirs = outputs["swtf"], outputs["cleverhans"]
+            from_x = cleverhans_pgd(model, x, y, rand_init=False, **budget)
+            ours_s, theirs_s, bare_s = (statistics.median(times[k]) for k in ("swtf", "cleverhans", "bare"))
             print(f"{arch:8} {norm:5} {EPS[norm]:5.2f} {1 - clean_error:9.3f} {args.steps / ours_s:10.0f} "
-                  f"{args.steps / theirs_s:9.0f} {theirs_s / ours_s:5.2f}x {args.steps / bare_s:10.0f} "
-                  f"{bare_s / ours_s:8.2f}x "
+                  f"{args.steps / theirs_s:9.0f} {median_ratio(times['cleverhans'], times['swtf']):5.2f}x "
+                  f"{args.steps / bare_s:10.0f} {median_ratio(times['bare'], times['swtf']):8.2f}x "
                   f"{swtf.attack.is_adversarial(model, ours, y).mean():9.3f} "
                   f"{swtf.attack.is_adversarial(model, theirs, y).mean():8.3f} "
                   f"{swtf.attack.is_adversarial(model, from_x, y).mean():10.3f}")
