@@ -12,12 +12,13 @@ import tensorflow as tf
 from swtf import models
 from swtf.certify import as_network
 from swtf.certify import spec as specs
+from swtf.certify import verifier as verifier_module
 from swtf.certify.network import NetworkBuilder, forward, same_pads
 from swtf.certify.perturbation import LinfBox, input_set
 from swtf.certify.relu_relaxation import relu_relaxation
 from swtf.certify.sampling import perturbation_samples
 from swtf.certify.sparse_crown import crown_enclosure, relaxed_relu_box, undecided_neurons
-from swtf.certify.verifier import CHUNK_ELEMENTS, Verifier, _chunk_width, _early_stop
+from swtf.certify.verifier import CHUNK_ELEMENTS, Verifier, _bucket, _chunk_width, _early_stop
 
 
 def _residual_net(seed):
@@ -171,6 +172,29 @@ def test_fused_rows_give_the_same_bounds_and_are_the_default_on_large_networks(n
     got = fused.spec_lower_bounds(inputs, spec).numpy()
     assert fused._neurons  # rows were bounded
     assert _relative_gap(got, Verifier(small, fused=False).spec_lower_bounds(inputs, spec).numpy()) < 1e-12
+
+
+def test_fused_rows_keep_one_shape_per_node(monkeypatch):
+    """XLA compiles a kernel per shape, so fused rows go in full-width chunks with the points padded to the
+    most the verifier has seen, and the rows left over take the unfused path: a later call with fewer
+    points compiles no new fused kernel, and every call gives the unfused bounds."""
+    monkeypatch.setattr(verifier_module, "CHUNK_ELEMENTS", 2 ** 12)  # chunks of a few rows on this small net
+    network = _convex_cnn(0)
+    fused, plain = Verifier(network, fused=True), Verifier(network, fused=False)
+    _, inputs = _inputs(network, "linf", 0.05, n=5)
+    spec = specs.logit_spec(5, network.output_size, tf.float64)
+    assert _relative_gap(fused.spec_lower_bounds(inputs, spec).numpy(),
+                         plain.spec_lower_bounds(inputs, spec).numpy()) < 1e-12
+    traces = {key: f.experimental_get_tracing_count() for key, f in fused._neurons.items() if key[2]}
+    assert traces and any(not key[2] for key in fused._neurons) and fused._points_bucket == 5
+    fewer = type(inputs)(*(t[:3] for t in inputs))
+    assert _relative_gap(fused.spec_lower_bounds(fewer, spec[:3]).numpy(),
+                         plain.spec_lower_bounds(fewer, spec[:3]).numpy()) < 1e-12
+    assert {key: f.experimental_get_tracing_count() for key, f in fused._neurons.items() if key[2]} == traces
+
+
+def test_point_buckets_are_the_smallest_of_few_widths():
+    assert [_bucket(n) for n in (1, 2, 3, 5, 6, 7, 9, 33, 100)] == [1, 2, 3, 5, 6, 7, 10, 40, 112]
 
 
 def test_crown_can_be_looser_than_interval_arithmetic_from_the_previous_bounds():

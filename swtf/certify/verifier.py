@@ -76,6 +76,9 @@ MAX_START_ROWS = 2 ** 24
 # Measured: a CIFAR-size convex_cnn (~6,000 ReLUs) bounds its dense rows 1.4x and its patch rows 1.5x
 # faster fused, while the default digits study's certify stage (nine models of at most ~500 ReLUs) took
 # 34 s fused against 30 s unfused: compiling the kernels for each model cost more than they saved.
+# With one fused shape per node (`_chunked_row_bounds`), a CROWN radius search on 200 CIFAR test points
+# (convex_cnn, 1 epoch) took 11.8 s on a first call (11.5 s unfused), 5.9 s on a repeat (8.3 s unfused),
+# and 0.9 s for 20 further points; per-shape kernels had taken 12.2 s, 6.1 s and 6.1 s (recompiling).
 FUSED_MIN_RELUS = 2048
 
 
@@ -113,6 +116,16 @@ def _early_stop(nodes, start):
     return 0
 
 
+def _bucket(count):
+    """The smallest of 1, 1.25, 1.5 or 1.75 times a power of two that is at least `count`."""
+    return min(w for w in ((m << k) >> 2 for k in range(count.bit_length() + 2) for m in (4, 5, 6, 7)) if w >= count)
+
+
+def _pad_points(values, size):
+    """A namedtuple of (N, ...) per-point tensors padded with zero points to `size` along the first axis."""
+    return type(values)(*(tf.pad(t, [[0, size - int(t.shape[0])]] + [[0, 0]] * (t.shape.rank - 1)) for t in values))
+
+
 def _chunk_width(count, largest):
     """Rows per chunk for `count` rows, at most `largest`: as few chunks as `largest` allows, of the
     narrowest width among `largest` and 1, 1.25, 1.5 or 1.75 times powers of two (few shapes to compile)."""
@@ -145,6 +158,7 @@ class Verifier:
         self.live = live
         self.skip_stable = skip_stable
         self.fused = network.relu_count >= FUSED_MIN_RELUS if fused is None else fused
+        self._points_bucket = 1  # the padded point count of fused rows (see `_chunked_row_bounds`)
         # Eager callers (certified_radius) vary the batch from call to call, so the batch dimension is relaxed
         # after a second shape. Live verifiers run inside the training step's own tf.function, where relaxed
         # nested functions failed to trace (TypeError on the input set's fields in a 30-epoch certified run).
@@ -198,16 +212,17 @@ class Verifier:
         upper = tf.concat(uppers, 1)[:, :size]
         return tf.reshape(lower, (n,) + shape), tf.reshape(upper, (n,) + shape)
 
-    def _neurons_from(self, start, stop=0):
-        if (start, stop) not in self._neurons:
+    def _neurons_from(self, start, stop=0, fused=False):
+        if (start, stop, fused) not in self._neurons:
             plan = self._patch_plans[start]
             if plan is not None:
-                bounds = functools.partial(patches.patch_neuron_bounds, self.nodes, plan, stop=stop, fused=self.fused)
+                bounds = functools.partial(patches.patch_neuron_bounds, self.nodes, plan, stop=stop, fused=fused)
             else:
                 bounds = functools.partial(neuron_bounds, self.nodes, start, self._transposed_map(start), stop=stop,
-                                           fused=self.fused)
-            self._neurons[start, stop] = tf.function(bounds, autograph=False, reduce_retracing=self._relax_batch)
-        return self._neurons[start, stop]
+                                           fused=fused)
+            self._neurons[start, stop, fused] = tf.function(bounds, autograph=False,
+                                                            reduce_retracing=self._relax_batch and not fused)
+        return self._neurons[start, stop, fused]
 
     def _row_elements(self, start):
         """Largest coefficient tensor (elements) one backward row from node `start` creates."""
@@ -241,15 +256,28 @@ class Verifier:
 
     def _chunked_row_bounds(self, node_id, rows, inputs, relaxations, stop=0):
         """(R,) lower bounds of sign * z[point, index] for `rows` (R, 3) of (point, index, sign), by
-        backward CROWN down to node `stop` (`inputs`: the set of its value) in chunks of rows."""
-        count = int(rows.shape[0])
-        chunk = _chunk_width(count, max(1, CHUNK_ELEMENTS // self._row_elements(node_id)))
-        bounds = []
-        for begin in range(0, count, chunk):
-            part = rows[begin:begin + chunk]
-            if part.shape[0] < chunk:  # pad with repeats of the first rows (bounded, then dropped)
-                part = tf.concat([part, rows[:chunk - part.shape[0]]], 0)
-            bounds.append(self._neurons_from(node_id, stop)(part, inputs, relaxations))
+        backward CROWN down to node `stop` (`inputs`: the set of its value) in chunks of rows.
+
+        XLA compiles a fused kernel for every shape it meets, so fused rows keep one shape per node: chunks
+        of the full width, with the points padded to the most this verifier has seen (rows never read the
+        padding). The rows left over, fewer than one full chunk, take the unfused path, whose graphs relax
+        their shapes instead of compiling new ones."""
+        count, largest = int(rows.shape[0]), max(1, CHUNK_ELEMENTS // self._row_elements(node_id))
+        bounds, full = [], count // largest * largest if self.fused else 0
+        if full:
+            self._points_bucket = max(self._points_bucket, _bucket(int(inputs[0].shape[0])))
+            padded = _pad_points(inputs, self._points_bucket)
+            padded_relaxations = {i: _pad_points(r, self._points_bucket) for i, r in relaxations.items()}
+            for begin in range(0, full, largest):
+                bounds.append(self._neurons_from(node_id, stop, fused=True)(rows[begin:begin + largest], padded,
+                                                                            padded_relaxations))
+        if full < count:
+            chunk = _chunk_width(count - full, largest)
+            for begin in range(full, count, chunk):
+                part = rows[begin:begin + chunk]
+                if part.shape[0] < chunk:  # pad with repeats of the first rows (bounded, then dropped)
+                    part = tf.concat([part, rows[:chunk - part.shape[0]]], 0)
+                bounds.append(self._neurons_from(node_id, stop)(part, inputs, relaxations))
         return tf.concat(bounds, 0)[:count]
 
     def _row_bounds(self, node_id, rows, inputs, known, relaxations, early_stop):
