@@ -66,3 +66,24 @@ def test_random_start_fills_the_ball_and_is_seeded(norm):
         assert abs(np.mean(radii <= r) - (r / 0.2) ** 2) < 0.03
     np.testing.assert_array_equal(start, lp_balls.random_start(tf.constant(x), 0.2, norm, CLIP, seed).numpy())
     assert not np.array_equal(start, lp_balls.random_start(tf.constant(x), 0.2, norm, CLIP, seed + 1).numpy())
+
+
+def test_pull_inside_removes_float32_overshoot_and_keeps_exact_points():
+    """0.9 + 0.1 rounds to 1.0 in float32, 2.4e-8 past the ball around float32(0.9); one ulp back is inside.
+    L2: a perturbation scaled to length eps in float32 can overshoot the same way."""
+    x = np.full((1, 2), 0.9, np.float32)
+    x_adv = x + np.float32(0.1)
+    assert np.abs(x_adv.astype(np.float64) - x).max() > 0.1
+    pulled = lp_balls.pull_inside(x_adv, x, 0.1, "linf")
+    np.testing.assert_array_equal(pulled, np.nextafter(x_adv, x))
+    assert np.abs(pulled.astype(np.float64) - x).max() <= 0.1
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.2, 0.8, (200, 7)).astype(np.float32)
+    direction = rng.normal(size=x.shape)
+    x_adv = (x + 0.3 * direction / np.linalg.norm(direction, axis=1, keepdims=True)).astype(np.float32)
+    pulled = lp_balls.pull_inside(x_adv, x, 0.3, "l2")
+    assert np.all(np.linalg.norm(pulled.astype(np.float64) - x, axis=1) <= 0.3)
+    inside = np.linalg.norm(x_adv.astype(np.float64) - x, axis=1) <= 0.3
+    assert not inside.all()  # the rounding overshoots on some points
+    np.testing.assert_array_equal(pulled[inside], x_adv[inside])  # points already inside are not moved
+    assert np.abs(pulled - x_adv).max() < 1e-6

@@ -207,4 +207,4 @@ def run_attack(model, x, y, eps, step_size, config, *, seed=0, batch_size=256, f
         x_adv.append(attack_batch(x[start:stop], y[start:stop], eps, step_size,
                                   tf.constant([seed, index // batch_size], tf.int64),
                                   tf.constant(index % batch_size, tf.int32))[0].numpy())
-    return np.concatenate(x_adv)
+    return lp_balls.pull_inside(np.concatenate(x_adv), x, eps, config.norm)

@@ -3,9 +3,11 @@
 Every function works on a batch: each example has its own ball centred at its clean input, and norms
 are taken over all axes but the first. The input box `clip = (low, high)` is applied after the ball
 projection; since the clean input lies in the box, clipping only shrinks each coordinate of the
-perturbation, so the clipped point stays in the ball.
+perturbation, so the clipped point stays in the ball. Float32 rounding of x + delta can still overshoot
+the ball by half an ulp; `pull_inside` removes that, so returned points are in the ball exactly.
 """
 
+import numpy as np
 import tensorflow as tf
 
 NORMS = ("linf", "l2")
@@ -71,3 +73,27 @@ def random_start(x, eps, norm, clip, seed, skip=0):
         radius = eps * tf.random.stateless_uniform(radius_shape, radius_seed) ** (1.0 / dim)
         delta = direction / l2_norm(direction) * radius
     return project(x + delta[skip:], x, eps, norm, clip)
+
+
+def pull_inside(x_adv, x, eps, norm):
+    """Float32 NumPy `x_adv` with every point's perturbation, measured exactly (float64), at most `eps`.
+
+    Each coordinate of an overshooting point moves one float32 ulp towards x until the point is inside
+    (x + delta rounds to within half an ulp, so one step is usually enough); moving towards x keeps the
+    point in the box. A point still outside after a few steps (never seen) is replaced by x itself.
+    """
+    x_adv, x = np.array(x_adv, np.float32), np.asarray(x, np.float32)
+    for _ in range(8):
+        delta = x_adv.astype(np.float64) - x
+        if norm == "linf":
+            over = np.abs(delta) > eps
+        else:
+            outside = np.linalg.norm(delta.reshape(len(delta), -1), axis=1) > eps
+            over = outside.reshape((-1,) + (1,) * (delta.ndim - 1)) & (delta != 0)
+        if not over.any():
+            return x_adv
+        x_adv[over] = np.nextafter(x_adv[over], x[over])
+    delta = (x_adv.astype(np.float64) - x).reshape(len(x), -1)
+    outside = (np.abs(delta).max(axis=1) if norm == "linf" else np.linalg.norm(delta, axis=1)) > eps
+    x_adv[outside] = x[outside]
+    return x_adv
