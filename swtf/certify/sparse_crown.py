@@ -91,3 +91,25 @@ def undecided_neurons(lower, upper):
     n = tf.shape(lower)[0]
     undecided = tf.logical_and(tf.reshape(lower, [n, -1]) < 0, tf.reshape(upper, [n, -1]) > 0)
     return tf.cast(tf.where(undecided), tf.int32)
+
+
+def undecided_rows(nodes, target, inputs, known, relaxations):
+    """The enclosure of node `target` flattened per point, (N, size) each, and its undecided neurons as rows
+    (R, 3) of (point, flat index, sign): sign +1 asks first for the lower bound, where the enclosure leans
+    positive (the side likelier to prove the neuron stable), -1 for minus the upper bound."""
+    lower, upper = crown_enclosure(nodes, target, inputs, known, relaxations)
+    n = tf.shape(lower)[0]
+    lower, upper = tf.reshape(lower, [n, -1]), tf.reshape(upper, [n, -1])
+    pairs = undecided_neurons(lower, upper)
+    leans_positive = tf.gather_nd(upper, pairs) > -tf.gather_nd(lower, pairs)
+    return lower, upper, tf.concat([pairs, tf.where(leans_positive, 1, -1)[:, None]], 1)
+
+
+def apply_row_bounds(lower, upper, rows, bounds):
+    """`lower`, `upper` (N, size) with `bounds` (R,) of `rows` (R, 3) written in (sign +1: a lower bound;
+    -1: minus an upper bound), and the rows whose neuron is still undecided, now asking for the other side."""
+    pairs, signs = rows[:, :2], rows[:, 2]
+    lower = tf.tensor_scatter_nd_update(lower, tf.boolean_mask(pairs, signs > 0), tf.boolean_mask(bounds, signs > 0))
+    upper = tf.tensor_scatter_nd_update(upper, tf.boolean_mask(pairs, signs < 0), -tf.boolean_mask(bounds, signs < 0))
+    still = tf.boolean_mask(rows, tf.logical_and(tf.gather_nd(lower, pairs) < 0, tf.gather_nd(upper, pairs) > 0))
+    return lower, upper, tf.concat([still[:, :2], -still[:, 2:]], 1)

@@ -58,7 +58,7 @@ from swtf.certify.ibp import interval_bounds, interval_spec_lower_bound
 from swtf.certify.linear_ops import tensor_nodes
 from swtf.certify.relu_relaxation import relu_relaxation
 from swtf.certify.perturbation import LinfBox
-from swtf.certify.sparse_crown import crown_enclosure, relaxed_relu_box, undecided_neurons
+from swtf.certify.sparse_crown import apply_row_bounds, relaxed_relu_box, undecided_rows
 
 METHODS = ("ibp", "crown", "crown-ibp", "alpha-crown")
 
@@ -169,7 +169,7 @@ class Verifier:
         self._interval_exact = _interval_exact_nodes(network)
         self._backward = {}
         self._neurons = {}
-        self._enclosure = {}
+        self._undecided = {}
         self._start_rows = {}
         self._patch_plans = {i: patches.patch_plan(self.nodes, i) if patch_rows else None
                              for i in range(len(self.nodes))}
@@ -180,6 +180,7 @@ class Verifier:
         self._ibp = tf.function(functools.partial(interval_bounds, self.nodes), autograph=False,
                                 reduce_retracing=self._relax_batch)
         self._ibp_spec = tf.function(self._ibp_spec_impl, autograph=False, reduce_retracing=self._relax_batch)
+        self._apply_row_bounds = tf.function(apply_row_bounds, autograph=False, reduce_retracing=self._relax_batch)
 
     def _backward_from(self, start):
         if start not in self._backward:
@@ -248,11 +249,11 @@ class Verifier:
             self._start_rows[start] = tf.concat(rows, 0)
         return self._start_rows[start]
 
-    def _enclosure_of(self, target):
-        if target not in self._enclosure:
-            self._enclosure[target] = tf.function(functools.partial(crown_enclosure, self.nodes, target),
+    def _undecided_rows_of(self, target):
+        if target not in self._undecided:
+            self._undecided[target] = tf.function(functools.partial(undecided_rows, self.nodes, target),
                                                   autograph=False, reduce_retracing=self._relax_batch)
-        return self._enclosure[target]
+        return self._undecided[target]
 
     def _chunked_row_bounds(self, node_id, rows, inputs, relaxations, stop=0):
         """(R,) lower bounds of sign * z[point, index] for `rows` (R, 3) of (point, index, sign), by
@@ -300,28 +301,16 @@ class Verifier:
         CROWN had to compute to decide a neuron's sign (see `sparse_crown` and the module docstring) unless
         the early stop decided it first; `known` as for `sparse_crown.crown_enclosure`."""
         relevant = {i: r for i, r in relaxations.items() if i < node_id}
-        lower, upper = self._enclosure_of(node_id)(inputs, {i: b for i, b in known.items() if i < node_id},
-                                                   relevant)
-        shape = self.nodes[node_id].shape
-        n = tf.shape(lower)[0]
-        lower, upper = tf.reshape(lower, [n, -1]), tf.reshape(upper, [n, -1])
-        pairs = undecided_neurons(lower, upper)
-        # First each undecided neuron's likelier deciding side (the lower bound where the enclosure leans
-        # positive), then the other side of the neurons that one left undecided.
-        leans_positive = tf.gather_nd(upper, pairs) > -tf.gather_nd(lower, pairs)
-        signs = tf.where(leans_positive, 1, -1)
+        lower, upper, rows = self._undecided_rows_of(node_id)(inputs, {i: b for i, b in known.items() if i < node_id},
+                                                              relevant)
+        # First each undecided neuron's likelier deciding side, then the other side of those it left undecided.
         for side in range(2):
-            if int(pairs.shape[0]) == 0:
+            if int(rows.shape[0]) == 0:
                 break
             # The early stop rarely decides a neuron its likelier side left undecided: only the first side.
-            bounds = self._row_bounds(node_id, tf.concat([pairs, signs[:, None]], 1), inputs, known, relevant,
-                                      early_stop=side == 0)
-            lower = tf.tensor_scatter_nd_update(lower, tf.boolean_mask(pairs, signs > 0),
-                                                tf.boolean_mask(bounds, signs > 0))
-            upper = tf.tensor_scatter_nd_update(upper, tf.boolean_mask(pairs, signs < 0),
-                                                -tf.boolean_mask(bounds, signs < 0))
-            still = tf.logical_and(tf.gather_nd(lower, pairs) < 0, tf.gather_nd(upper, pairs) > 0)
-            pairs, signs = tf.boolean_mask(pairs, still), -tf.boolean_mask(signs, still)
+            bounds = self._row_bounds(node_id, rows, inputs, known, relevant, early_stop=side == 0)
+            lower, upper, rows = self._apply_row_bounds(lower, upper, rows, bounds)
+        shape = self.nodes[node_id].shape
         return tf.reshape(lower, (-1,) + shape), tf.reshape(upper, (-1,) + shape)
 
     def crown_relaxations(self, inputs):
