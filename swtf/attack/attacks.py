@@ -13,7 +13,7 @@ from swtf.attack.iterative import AttackConfig, run_attack
 
 
 def pgd(model, x, y, eps, *, norm="linf", steps=40, step_size=None, restarts=1, random_start=True,
-        clip=(0.0, 1.0), targeted=False, loss="ce", seed=0, batch_size=256, first_index=0):
+        clip=(0.0, 1.0), targeted=False, loss="ce", seed=0, batch_size=256, first_index=0, schedule="constant"):
     """Projected gradient descent (Madry et al., 2018) with random restarts.
 
     Args:
@@ -34,6 +34,8 @@ def pgd(model, x, y, eps, *, norm="linf", steps=40, step_size=None, restarts=1, 
       batch_size: examples attacked at once.
       first_index: `x` is the points first_index.. of a larger set; each point gets the random start it
         gets when the whole set is attacked (so shards of a set reproduce it point for point).
+      schedule: "constant" (a fixed step, Madry et al.) or "apgd" (`step_size` is the initial step, halved
+        where progress stalls, with momentum: see `apgd`).
 
     Returns:
       x_adv: float32 array shaped like x.
@@ -42,7 +44,7 @@ def pgd(model, x, y, eps, *, norm="linf", steps=40, step_size=None, restarts=1, 
     steps = inputs.check_count("steps", steps)
     step_size = 2.5 * eps / steps if step_size is None else step_size
     config = AttackConfig(norm=norm, steps=steps, restarts=restarts, random_start=random_start, loss=loss,
-                          targeted=targeted, clip=clip)
+                          targeted=targeted, clip=clip, schedule=schedule)
     return run_attack(model, x, y, eps, step_size, config, seed=seed, batch_size=batch_size,
                       first_index=first_index)
 
@@ -88,12 +90,9 @@ def apgd(model, x, y, eps, *, norm="linf", steps=100, step_size=None, restarts=1
     `pgd`, so equal `steps` and `restarts` are an equal budget. Other arguments as in `pgd`.
     """
     eps = inputs.check_radius("eps", eps)
-    steps = inputs.check_count("steps", steps)
-    step_size = 2.0 * eps if step_size is None else step_size
-    config = AttackConfig(norm=norm, steps=steps, restarts=restarts, random_start=random_start, loss=loss,
-                          targeted=targeted, clip=clip, schedule="apgd")
-    return run_attack(model, x, y, eps, step_size, config, seed=seed, batch_size=batch_size,
-                      first_index=first_index)
+    return pgd(model, x, y, eps, norm=norm, steps=steps, step_size=2.0 * eps if step_size is None else step_size,
+               restarts=restarts, random_start=random_start, clip=clip, targeted=targeted, loss=loss, seed=seed,
+               batch_size=batch_size, first_index=first_index, schedule="apgd")
 
 
 ATTACKS = {"fgsm": fgsm, "bim": bim, "pgd": pgd, "mim": mim, "apgd": apgd}

@@ -75,25 +75,31 @@ def random_start(x, eps, norm, clip, seed, skip=0):
     return project(x + delta[skip:], x, eps, norm, clip)
 
 
+def distances(delta, norm):
+    """Per-point NumPy norms of perturbations `delta` (N, ...): max |delta| for L-inf, the L2 norm for L2."""
+    flat = delta.reshape(len(delta), -1)
+    return np.abs(flat).max(axis=1) if norm == "linf" else np.linalg.norm(flat, axis=1)
+
+
 def pull_inside(x_adv, x, eps, norm):
     """Float32 NumPy `x_adv` with every point's perturbation, measured exactly (float64), at most `eps`.
 
-    Each coordinate of an overshooting point moves one float32 ulp towards x until the point is inside
-    (x + delta rounds to within half an ulp, so one step is usually enough); moving towards x keeps the
-    point in the box. A point still outside after a few steps (never seen) is replaced by x itself.
+    Each overshooting coordinate (L-inf), or every moved coordinate of an overshooting point (L2), steps
+    one float32 ulp towards x until the point is inside (x + delta rounds to within half an ulp, so one
+    step is usually enough); moving towards x keeps the point in the box. A point still outside after a
+    few steps (never seen) is replaced by x itself.
     """
     x_adv, x = np.array(x_adv, np.float32), np.asarray(x, np.float32)
     for _ in range(8):
         delta = x_adv.astype(np.float64) - x
+        outside = distances(delta, norm) > eps
+        if not outside.any():
+            return x_adv
         if norm == "linf":
             over = np.abs(delta) > eps
         else:
-            outside = np.linalg.norm(delta.reshape(len(delta), -1), axis=1) > eps
             over = outside.reshape((-1,) + (1,) * (delta.ndim - 1)) & (delta != 0)
-        if not over.any():
-            return x_adv
         x_adv[over] = np.nextafter(x_adv[over], x[over])
-    delta = (x_adv.astype(np.float64) - x).reshape(len(x), -1)
-    outside = (np.abs(delta).max(axis=1) if norm == "linf" else np.linalg.norm(delta, axis=1)) > eps
+    outside = distances(x_adv.astype(np.float64) - x, norm) > eps
     x_adv[outside] = x[outside]
     return x_adv

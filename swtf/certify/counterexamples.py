@@ -35,11 +35,6 @@ class _NetworkLogits:
         return self._apply(tf.cast(x, tf.float32))
 
 
-def _distances(delta, norm):
-    flat = delta.reshape(len(delta), -1)
-    return np.max(np.abs(flat), axis=1) if norm == "linf" else np.linalg.norm(flat, axis=1)
-
-
 def counterexample_radii(network, x, y, *, norm, clip, max_radius, min_radius, seed=0):
     """(N,) float64 distances from each point of `x` to a confirmed counterexample, inf where PGD found
     none at any radius max_radius / 2**k >= `min_radius`.
@@ -65,7 +60,7 @@ def counterexample_radii(network, x, y, *, norm, clip, max_radius, min_radius, s
         np.put_along_axis(logits, y[active][:, None], -np.inf, axis=1)
         refuted = (logits.max(axis=1) >= label_logit) & np.all((x_adv >= box[0]) & (x_adv <= box[1]),
                                                               axis=tuple(range(1, x.ndim)))
-        distance = _distances(x_adv - x[active], norm)
+        distance = attack.lp_balls.distances(x_adv - x[active], norm)
         found[active[refuted]] = np.minimum(found[active[refuted]], distance[refuted])
         active = active[refuted]
         radius /= 2
