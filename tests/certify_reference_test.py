@@ -1,0 +1,66 @@
+"""swtf's IBP, CROWN and CROWN-IBP bounds against auto_LiRPA's, stored by reference/make_auto_lirpa_bounds.py.
+
+auto_LiRPA (PyTorch) cannot run here, so its bounds for small random networks (dense, strided and
+'same'-padded convolutions, batch norm and average pooling; L-inf boxes clipped to [0, 1] and L2 balls)
+were computed once and stored with the networks' weights and points (auto_LiRPA with CROWN bounds for
+every intermediate neuron, as swtf computes; see the generator for its default, which differs). Each
+network is rebuilt in Keras from them; its clean logits must match the PyTorch twin's (the two compute
+the same function), and every bound must equal auto_LiRPA's within 1e-6 plus 1e-8 of its magnitude
+(swtf's outward rounding is smaller).
+"""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from swtf import certify
+
+REFERENCE = os.path.join(os.path.dirname(__file__), "reference", "auto_lirpa_bounds.npz")
+
+
+def _load():
+    arrays = np.load(REFERENCE)
+    return arrays, json.loads(str(arrays["cases"]))
+
+
+def _keras_layer(layer):
+    kind = layer[0]
+    if kind == "conv":
+        return keras.layers.Conv2D(layer[1], layer[2], strides=layer[3], padding=layer[4])
+    if kind == "dense":
+        return keras.layers.Dense(layer[1])
+    if kind == "bn":
+        return keras.layers.BatchNormalization(epsilon=1e-3)
+    if kind == "avgpool":
+        return keras.layers.AveragePooling2D(layer[1])
+    return {"relu": keras.layers.ReLU, "flatten": keras.layers.Flatten}[kind]()
+
+
+def _keras_model(arrays, case):
+    model = keras.Sequential([keras.Input(tuple(case["input_shape"]))] + [_keras_layer(l) for l in case["layers"]])
+    model.set_weights([arrays[f"{case['key']}/w{i}"] for i in range(case["weights"])])
+    return model
+
+
+def _cases():
+    _, cases = _load()
+    return [pytest.param(case, id=case["key"]) for case in cases]
+
+
+@pytest.mark.parametrize("case", _cases())
+def test_bounds_equal_auto_lirpa(case):
+    arrays, _ = _load()
+    key = case["key"]
+    assert len(case["entries"]) >= 6
+    model = _keras_model(arrays, case)
+    x = arrays[f"{key}/x"]
+    np.testing.assert_allclose(model(x.astype(np.float32)).numpy(), arrays[f"{key}/logits"], atol=1e-5)
+    for norm, eps, method in case["entries"]:
+        lower, upper = certify.bounds(model, x, eps, norm=norm, method=method)
+        ref_lower = arrays[f"{key}/{norm}/{eps}/{method}/lower"]
+        ref_upper = arrays[f"{key}/{norm}/{eps}/{method}/upper"]
+        np.testing.assert_allclose(lower, ref_lower, atol=1e-6, rtol=1e-8, err_msg=f"{key} {norm} {eps} {method} lower")
+        np.testing.assert_allclose(upper, ref_upper, atol=1e-6, rtol=1e-8, err_msg=f"{key} {norm} {eps} {method} upper")
