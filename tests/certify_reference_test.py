@@ -1,8 +1,8 @@
 """swtf's IBP, CROWN and CROWN-IBP bounds against auto_LiRPA's, stored by reference/make_auto_lirpa_bounds.py.
 
 auto_LiRPA (PyTorch) cannot run here, so its bounds for small random networks (dense, strided and
-'same'-padded convolutions, batch norm and average pooling; L-inf boxes clipped to [0, 1] and L2 balls)
-were computed once and stored with the networks' weights and points (auto_LiRPA with CROWN bounds for
+'same'-padded convolutions, residual additions, batch norm and average pooling; L-inf boxes clipped to
+[0, 1] and L2 balls) were computed once and stored with the networks' weights and points (auto_LiRPA with CROWN bounds for
 every intermediate neuron, as swtf computes; see the generator for its default, which differs). Each
 network is rebuilt in Keras from them; its clean logits must match the PyTorch twin's (the two compute
 the same function), and every bound must equal auto_LiRPA's within 1e-6 plus 1e-8 of its magnitude
@@ -40,7 +40,14 @@ def _keras_layer(layer):
 
 
 def _keras_model(arrays, case):
-    model = keras.Sequential([keras.Input(tuple(case["input_shape"]))] + [_keras_layer(l) for l in case["layers"]])
+    """A functional model: ["skip_conv", k] adds a 'same' k x k convolution of its input to that input."""
+    inputs = x = keras.Input(tuple(case["input_shape"]))
+    for layer in case["layers"]:
+        if layer[0] == "skip_conv":
+            x = keras.layers.Add()([x, keras.layers.Conv2D(x.shape[-1], layer[1], padding="same")(x)])
+        else:
+            x = _keras_layer(layer)(x)
+    model = keras.Model(inputs, x)
     model.set_weights([arrays[f"{case['key']}/w{i}"] for i in range(case["weights"])])
     return model
 

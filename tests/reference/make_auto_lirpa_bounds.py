@@ -77,6 +77,8 @@ ARCHITECTURES = {
     "deep_valid_first": ((12, 12, 1), [["conv", 4, 3, 1, "valid"], ["relu"], ["conv", 4, 4, 2, "same"], ["relu"],
                                        ["conv", 8, 3, 1, "same"], ["relu"], ["flatten"], ["dense", 20], ["relu"],
                                        ["dense", 10]]),
+    "residual": ((6, 6, 2), [["conv", 3, 3, 1, "valid"], ["relu"], ["skip_conv", 3], ["relu"], ["skip_conv", 3],
+                             ["relu"], ["avgpool", 2], ["flatten"], ["dense", 4]]),
 }
 SEEDS = (0, 1)
 POINTS = 3
@@ -110,6 +112,9 @@ def random_weights(layers, input_shape, rng):
             else:
                 h, w = (h - k) // s + 1, (w - k) // s + 1
             c = filters
+        elif layer[0] == "skip_conv":
+            weights += [rng.normal(0, 1.5 * np.sqrt(2 / (layer[1] * layer[1] * c)), (layer[1], layer[1], c, c)),
+                        rng.normal(0, 0.1, c)]
         elif layer[0] == "avgpool":
             h, w = h // layer[1], w // layer[1]
         elif layer[0] == "bn":
@@ -138,6 +143,18 @@ class LinearPad(nn.Module):
 
     def forward(self, x):
         return self.linear(x.flatten(1)).view(-1, *self.out_shape)
+
+
+class SkipConv(nn.Module):
+    """x + conv(x), a 'same' convolution of odd kernel keeping the channels (a residual connection)."""
+
+    def __init__(self, kernel, bias):
+        super().__init__()
+        self.conv = nn.Conv2d(kernel.shape[2], kernel.shape[3], kernel.shape[0], padding=kernel.shape[0] // 2)
+        self.conv.weight.data, self.conv.bias.data = kernel.permute(3, 2, 0, 1).contiguous(), bias
+
+    def forward(self, x):
+        return x + self.conv(x)
 
 
 class FlattenHWC(nn.Module):
@@ -169,6 +186,8 @@ def torch_network(layers, input_shape, weights):
             linear = nn.Linear(*kernel.shape)
             linear.weight.data, linear.bias.data = kernel.T.contiguous(), bias
             modules.append(linear)
+        elif layer[0] == "skip_conv":
+            modules.append(SkipConv(next(params), next(params)))
         elif layer[0] == "relu":
             modules.append(nn.ReLU())
         elif layer[0] == "flatten":
