@@ -2,11 +2,11 @@
 
 auto_LiRPA (PyTorch) cannot run here, so its bounds for small random networks (dense, strided and
 'same'-padded convolutions, residual additions, batch norm and average pooling; L-inf boxes clipped to
-[0, 1] and L2 balls) were computed once and stored with the networks' weights and points (auto_LiRPA with CROWN bounds for
-every intermediate neuron, as swtf computes; see the generator for its default, which differs). Each
-network is rebuilt in Keras from them; its clean logits must match the PyTorch twin's (the two compute
-the same function), and every bound must equal auto_LiRPA's within 1e-6 plus 1e-8 of its magnitude
-(swtf's outward rounding is smaller).
+[0, 1] and L2 balls) were computed once and stored with the networks' weights and points (auto_LiRPA with
+CROWN bounds for every intermediate neuron, as swtf computes; see the generator for its default, which
+differs). Each network is rebuilt in Keras from them; its clean logits must match the PyTorch twin's (the
+two compute the same function), and every bound must equal auto_LiRPA's within 1e-6 plus 1e-8 of its
+magnitude (swtf's outward rounding is smaller).
 """
 
 import json
