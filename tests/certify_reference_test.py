@@ -71,3 +71,17 @@ def test_bounds_equal_auto_lirpa(case):
         ref_upper = arrays[f"{key}/{norm}/{eps}/{method}/upper"]
         np.testing.assert_allclose(lower, ref_lower, atol=1e-6, rtol=1e-8, err_msg=f"{key} {norm} {eps} {method} lower")
         np.testing.assert_allclose(upper, ref_upper, atol=1e-6, rtol=1e-8, err_msg=f"{key} {norm} {eps} {method} upper")
+
+
+@pytest.mark.parametrize("key", ["convex_like_0", "residual_1"])
+def test_savedmodel_bounds_equal_auto_lirpa(tmp_path, key):
+    """The same through the deployed artifact: the model exported as a SavedModel and read from its graph."""
+    arrays, cases = _load()
+    case = next(c for c in cases if c["key"] == key)
+    path = str(tmp_path / key)
+    _keras_model(arrays, case).export(path, verbose=False)
+    x = arrays[f"{key}/x"]
+    for norm, eps, method in case["entries"]:
+        lower, upper = certify.bounds(path, x, eps, norm=norm, method=method)
+        np.testing.assert_allclose(lower, arrays[f"{key}/{norm}/{eps}/{method}/lower"], atol=1e-6, rtol=1e-8)
+        np.testing.assert_allclose(upper, arrays[f"{key}/{norm}/{eps}/{method}/upper"], atol=1e-6, rtol=1e-8)
