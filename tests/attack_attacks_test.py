@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import swtf.attack
 from swtf.attack import iterative
@@ -273,6 +274,25 @@ def test_compiled_once_per_model_and_config(mlp, images):
         swtf.attack.pgd(mlp, x[:n], y[:n], eps, steps=3, step_size=0.05, seed=n, batch_size=16)
     compiled = iterative.compiled_attack(mlp, iterative.AttackConfig(steps=3), SHAPE)
     assert compiled.experimental_get_tracing_count() == 1
+
+
+@pytest.mark.parametrize("schedule", ["constant", "apgd"])
+def test_independent_parts_give_the_one_loop_result(mlp, images, schedule):
+    """A batch attacked as two loops (how big batches run) equals it attacked as one, random restarts too."""
+    x, y = images
+    config = iterative.AttackConfig(steps=4, restarts=2, schedule=schedule)
+    args = (x[:40], y[:40].astype(np.int32), 0.1, 0.05, tf.constant([3, 0], tf.int64), 2)
+    whole, parts = (iterative.compiled_attack(mlp, config, SHAPE, k)(*args) for k in (1, 2))
+    for a, b in zip(whole, parts):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_one_point_and_batches_of_every_size(mlp, images):
+    x, y = images
+    together = swtf.attack.pgd(mlp, x[:40], y[:40], 0.1, steps=3, restarts=2, batch_size=40)
+    for n in (1, 2, 33):
+        np.testing.assert_array_equal(swtf.attack.pgd(mlp, x[:n], y[:n], 0.1, steps=3, restarts=2, batch_size=40),
+                                      together[:n])
 
 
 @pytest.mark.parametrize("kwargs", [

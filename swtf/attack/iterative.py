@@ -59,6 +59,16 @@ SCHEDULES = ("constant", "apgd")
 APGD_MOMENTUM = 0.75
 APGD_RHO = 0.75  # the share of rising steps below which a checkpoint halves the step size
 
+# A batch of at least PART_MIN_ROWS rows per part is attacked as INDEPENDENT_PARTS parts, each by its own
+# loop in the one compiled graph. The examples do not interact (each part's random starts are its rows'
+# own), so the result is that of one loop; but TF's executor runs the parts' ops side by side on
+# different cores, where a small model's ops are too small to keep more than one core busy. Measured on
+# 2 cores (batch 256, 40 L-inf steps, 5 alternating rounds): 2 parts ran the digits scnn1 and
+# shallow_cnn 1.13-1.16x faster than one loop, the one-layer snn 0.94x, a CIFAR cifar_cnn 1.04x; 3 or 4
+# parts were slower than 2 on all of them. (A part with no rows crashes TF, hence the minimum.)
+INDEPENDENT_PARTS = 2
+PART_MIN_ROWS = 16
+
 
 def apgd_checkpoints(steps):
     """Sorted steps 0 < w_1 < w_2 < ... < steps at which APGD may halve its step size (module docstring)."""
@@ -73,19 +83,20 @@ def apgd_checkpoints(steps):
 _COMPILED = weakref.WeakKeyDictionary()
 
 
-def compiled_attack(model, config, example_shape):
-    """The cached `tf.function(x, y, eps, step_size, seed, skip) -> (x_best, success, margin)` for a batch.
+def compiled_attack(model, config, example_shape, parts=1):
+    """The cached `tf.function(x, y, eps, step_size, seed, skip) -> (x_best, success, margin)` for a batch
+    of at least `parts` rows, attacked as `parts` independent loops (see INDEPENDENT_PARTS).
 
     `skip`: `x` is rows skip.. of the batch the seed belongs to (see `lp_balls.random_start`).
     """
     per_model = _COMPILED.setdefault(model, {})
-    key = (config, example_shape)
+    key = (config, example_shape, parts)
     if key not in per_model:
-        per_model[key] = _build(weakref.ref(model), config, example_shape)
+        per_model[key] = _build(weakref.ref(model), config, example_shape, parts)
     return per_model[key]
 
 
-def _build(model_ref, config, example_shape):
+def _build(model_ref, config, example_shape, parts):
     norm, clip, targeted = config.norm, config.clip, config.targeted
 
     def logits_and_gradient(model, x, y):
@@ -156,12 +167,7 @@ def _build(model_ref, config, example_shape):
 
     run_restart = apgd_restart if config.schedule == "apgd" else constant_restart
 
-    @tf.function(input_signature=[
-        tf.TensorSpec((None,) + example_shape, tf.float32), tf.TensorSpec((None,), tf.int32),
-        tf.TensorSpec((), tf.float32), tf.TensorSpec((), tf.float32), tf.TensorSpec((2,), tf.int64),
-        tf.TensorSpec((), tf.int32)])
-    def attack_batch(x, y, eps, step_size, seed, skip):
-        model = model_ref()
+    def attack_rows(model, x, y, eps, step_size, seed, skip):
         batch = tf.shape(x)[0]
         best = (x, tf.zeros([batch], tf.bool), tf.fill([batch], np.float32(np.inf)))
         for restart in tf.range(config.restarts):
@@ -173,6 +179,18 @@ def _build(model_ref, config, example_shape):
             x_t, best = run_restart(model, x, y, x_t, eps, step_size, best)
             best = keep_stronger(best, x_t, model(x_t, training=False), y, consider=True)
         return best
+
+    @tf.function(input_signature=[
+        tf.TensorSpec((None,) + example_shape, tf.float32), tf.TensorSpec((None,), tf.int32),
+        tf.TensorSpec((), tf.float32), tf.TensorSpec((), tf.float32), tf.TensorSpec((2,), tf.int64),
+        tf.TensorSpec((), tf.int32)])
+    def attack_batch(x, y, eps, step_size, seed, skip):
+        model = model_ref()
+        n = tf.shape(x)[0]
+        cuts = [n * i // parts for i in range(parts + 1)]
+        results = [attack_rows(model, x[begin:end], y[begin:end], eps, step_size, seed, skip + begin)
+                   for begin, end in zip(cuts, cuts[1:])]
+        return tuple(tf.concat(values, 0) for values in zip(*results))
 
     return attack_batch
 
@@ -198,12 +216,13 @@ def run_attack(model, x, y, eps, step_size, config, *, seed=0, batch_size=256, f
     if not len(x):
         return x
     inputs.check_labels(y, int(model(x[:1], training=False).shape[-1]))
-    attack_batch = compiled_attack(model, config, x.shape[1:])
     first_index = inputs.check_index("first_index", first_index)
     bounds = sorted({0, len(x)} | set(range(-first_index % batch_size, len(x), batch_size)))
     x_adv = []
     for start, stop in zip(bounds, bounds[1:]):
         index = first_index + start
+        parts = INDEPENDENT_PARTS if stop - start >= INDEPENDENT_PARTS * PART_MIN_ROWS else 1
+        attack_batch = compiled_attack(model, config, x.shape[1:], parts)
         x_adv.append(attack_batch(x[start:stop], y[start:stop], eps, step_size,
                                   tf.constant([seed, index // batch_size], tf.int64),
                                   tf.constant(index % batch_size, tf.int32))[0].numpy())
