@@ -5,14 +5,15 @@ same batch at equal budget (eps, steps, step size, one start: swtf's first start
 a random point) and the second call is timed. Interleaving exposes all attacks to the same load on a
 shared machine; the untimed call absorbs one-off costs (tracing, and the kernel cache that the
 cleverhans wrapper's `tf.random.set_seed` clears: the next compiled call re-instantiates its kernels,
-about 0.1 s). Ratios are medians of the per-round ratios, steps per second medians of per-round times. Success is the fraction
-of the batch the model misclassifies afterwards; "ch x0 succ" is cleverhans's default PGD, from x.
+about 0.1 s; the order of the attacks rotates from round to round). Ratios are medians of the per-round
+ratios, steps per second medians of per-round times. Success is the fraction of the batch the model
+misclassifies afterwards; "ch x0 succ" is cleverhans's default PGD, from x.
 
-"bare st/s" is the floor any PGD on this model can reach: a compiled loop of nothing but the model's
-gradient, the steepest-ascent step and the projection (no random start, no strongest-iterate
-tracking), so "swtf/bare" shows how much of swtf's step is the model's own forward and backward pass.
-On small conv nets with max pooling that pass dominates (TF's CPU MaxPoolGrad and the input gradient
-of the convolution), which bounds the speed-up any implementation can have over cleverhans.
+"bare st/s" is one compiled loop of nothing but the model's gradient, the steepest-ascent step and the
+projection (no random start, no strongest-iterate tracking), so "swtf/bare" shows how much of swtf's
+step is the model's own forward and backward pass. On small conv nets with max pooling that pass
+dominates (TF's CPU MaxPoolGrad and the input gradient of the convolution); swtf gets past it by
+attacking a batch as two independent loops, which TF runs on two cores (`INDEPENDENT_PARTS`).
 
     python benchmarks/attack_bench.py --archs snn,scnn1 --steps 40 --batch 256
 """
@@ -56,10 +57,13 @@ def trained_model(arch, data, epochs, seed):
 
 def interleaved_seconds(attacks, repeats):
     """{name: [wall time of each round]} for `attacks` {name: callable}, each called twice in turn per
-    round, the second call timed; also returns each attack's last output."""
+    round, the second call timed, in an order rotated from round to round (so that no attack always runs
+    right after the same one); also returns each attack's last output."""
     outputs, times = {}, {name: [] for name in attacks}
-    for _ in range(repeats):
-        for name, attack in attacks.items():
+    names = list(attacks)
+    for round_ in range(repeats):
+        for name in names[round_ % len(names):] + names[:round_ % len(names)]:
+            attack = attacks[name]
             attack()
             start = time.perf_counter()
             outputs[name] = attack()
@@ -72,7 +76,7 @@ def median_ratio(slower, faster):
 
 
 def bare_pgd(model, norm, steps):
-    """The floor: `steps` compiled iterations of gradient, steepest-ascent step and projection only."""
+    """One loop of `steps` compiled iterations of gradient, steepest-ascent step and projection only."""
     @tf.function(input_signature=[tf.TensorSpec((None,) + model.input_shape_, tf.float32),
                                   tf.TensorSpec((None,), tf.int32), tf.TensorSpec((), tf.float32),
                                   tf.TensorSpec((), tf.float32)])
