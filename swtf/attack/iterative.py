@@ -26,8 +26,9 @@ nor the best objective changed since then; a halved example restarts from its be
 step after the first adds momentum: x_{t+1} = P(x_t + 0.75 (z - x_t) + 0.25 (x_t - x_{t-1})), z the plain
 PGD step. Same gradient budget per restart as PGD (one gradient per step).
 
-The whole loop runs in one `tf.function` per (model, `AttackConfig`), cached; batch size, eps, step
-size and seed are tensor arguments, so new values never retrace.
+The whole loop runs in one `tf.function` per (model, `AttackConfig`, number of independent parts: two
+for batches of 32+ points, else one), cached; batch size, eps, step size and seed are tensor arguments,
+so new values never retrace.
 """
 
 import dataclasses
@@ -63,7 +64,7 @@ APGD_RHO = 0.75  # the share of rising steps below which a checkpoint halves the
 # loop in the one compiled graph. The examples do not interact (each part's random starts are its rows'
 # own), so the result is that of one loop; but TF's executor runs the parts' ops side by side on
 # different cores, where a small model's ops are too small to keep more than one core busy. Measured on
-# 2 cores (batch 256, 40 L-inf steps, 5 alternating rounds): 2 parts ran the digits scnn1 and
+# 2 cores (batch 256, 40 L-inf steps, 9 alternating rounds): 2 parts ran the digits scnn1 and
 # shallow_cnn 1.13-1.16x faster than one loop, the one-layer snn 0.94x, a CIFAR cifar_cnn 1.04x; 3 or 4
 # parts were slower than 2 on all of them. (A part with no rows crashes TF, hence the minimum.)
 INDEPENDENT_PARTS = 2
