@@ -79,7 +79,7 @@ def apgd_checkpoints(steps):
     return sorted({math.ceil(round(p * steps, 9)) for p in fractions[1:]} & set(range(1, steps)))
 
 
-# model -> {AttackConfig: tf.function}. Weak keys, and the functions hold the model only weakly, so a
+# model -> {(AttackConfig, example shape, parts): tf.function}. Weak keys, and the functions hold the model only weakly, so a
 # model discarded by a search or the pruner frees its compiled attacks too.
 _COMPILED = weakref.WeakKeyDictionary()
 

@@ -94,7 +94,8 @@ TEXTBOOK_CROWN = {"sparse_intermediate_bounds": False, "sparse_conv_intermediate
 
 
 def same_padding(size, kernel, stride):
-    """TF's (before, after) padding of one axis under 'same'."""
+    """TF's (before, after) padding of one axis under 'same'. Written here again on purpose: the reference
+    must not inherit a mistake of swtf's own `certify.network.same_pads` (nor can it import TF)."""
     total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
     return total // 2, total - total // 2
 
