@@ -80,7 +80,7 @@ def median_ratio(slower, faster):
 def bare_pgd(model, norm, steps, batch):
     """`steps` compiled iterations of gradient, steepest-ascent step and projection only, on a batch of
     `batch` rows split into independent loops as swtf splits it."""
-    parts = iterative.INDEPENDENT_PARTS if batch >= iterative.INDEPENDENT_PARTS * iterative.PART_MIN_ROWS else 1
+    parts = iterative.independent_parts(batch)
 
     def loop(x, y, eps, step_size):
         x_t = x

@@ -71,6 +71,11 @@ INDEPENDENT_PARTS = 2
 PART_MIN_ROWS = 16
 
 
+def independent_parts(rows):
+    """How many independent loops attack a batch of `rows` rows (see INDEPENDENT_PARTS)."""
+    return INDEPENDENT_PARTS if rows >= INDEPENDENT_PARTS * PART_MIN_ROWS else 1
+
+
 def apgd_checkpoints(steps):
     """Sorted steps 0 < w_1 < w_2 < ... < steps at which APGD may halve its step size (module docstring)."""
     fractions = [0.0, 0.22]
@@ -239,8 +244,7 @@ def run_attack(model, x, y, eps, step_size, config, *, seed=0, batch_size=256, f
     x_adv = []
     for start, stop in zip(bounds, bounds[1:]):
         index = first_index + start
-        parts = INDEPENDENT_PARTS if stop - start >= INDEPENDENT_PARTS * PART_MIN_ROWS else 1
-        attack_batch = compiled_attack(model, config, x.shape[1:], parts)
+        attack_batch = compiled_attack(model, config, x.shape[1:], independent_parts(stop - start))
         x_adv.append(attack_batch(x[start:stop], y[start:stop], eps, step_size,
                                   tf.constant([seed, index // batch_size], tf.int64),
                                   tf.constant(index % batch_size, tf.int32))[0].numpy())
