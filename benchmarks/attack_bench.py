@@ -82,14 +82,20 @@ def bare_pgd(model, norm, steps, batch):
     `batch` rows split into independent loops as swtf splits it."""
     parts = iterative.independent_parts(batch)
 
+    # A function of its own, called by the loop, as swtf's is (see `iterative._build` for why).
+    @tf.function(input_signature=[tf.TensorSpec((None,) + model.input_shape_, tf.float32),
+                                  tf.TensorSpec((None,), tf.int32)], experimental_attributes={"_noinline": True})
+    def gradient(x_t, y):
+        with tf.GradientTape() as tape:
+            tape.watch(x_t)
+            loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(y, model(x_t, training=False)))
+        return tape.gradient(loss, x_t)
+
     def loop(x, y, eps, step_size):
         x_t = x
         for _ in tf.range(steps):
-            with tf.GradientTape() as tape:
-                tape.watch(x_t)
-                loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(y, model(x_t, training=False)))
-            direction = lp_balls.steepest_ascent(tape.gradient(loss, x_t), norm)
-            x_t = lp_balls.project(x_t + step_size * direction, x, eps, norm, (0.0, 1.0))
+            x_t = lp_balls.project(x_t + step_size * lp_balls.steepest_ascent(gradient(x_t, y), norm), x, eps, norm,
+                                   (0.0, 1.0))
         return x_t
 
     @tf.function(input_signature=[tf.TensorSpec((None,) + model.input_shape_, tf.float32),

@@ -118,10 +118,19 @@ def compiled_attack(model, config, example_shape, parts=1):
 def _build(model_ref, config, example_shape, parts):
     norm, clip, targeted = config.norm, config.clip, config.targeted
 
-    def logits_and_gradient(model, x, y):
+    # The model's forward and backward pass is a function of its own, called by the step loop, not inlined
+    # into it. Inlined into the loop, the pass's MaxPoolGrad was left to Eigen's kernel (3.9x slower than
+    # oneDNN's on scnn1) in some instantiations of the graph and not in others, at random (seen in the
+    # run metadata's partition graphs: TF's oneDNN rewrite takes a MaxPoolGrad only if it has already
+    # rewritten its MaxPool, and the order it visits a loop's nodes in varies). Measured on scnn1 (40
+    # L-inf steps, 128 points, 12 re-instantiations): inlined 600-650 steps/s in about half of them and
+    # 860-910 in the rest; as a function of its own 810-870 in every one.
+    @tf.function(input_signature=[tf.TensorSpec((None,) + example_shape, tf.float32),
+                                  tf.TensorSpec((None,), tf.int32)], experimental_attributes={"_noinline": True})
+    def logits_and_gradient(x, y):
         with tf.GradientTape() as tape:
             tape.watch(x)
-            logits = model(x, training=False)
+            logits = model_ref()(x, training=False)
             objective = objectives.attack_objective(logits, y, config.loss, targeted)
             total = tf.reduce_sum(objective)
         return logits, objective, tape.gradient(total, x)
@@ -138,10 +147,10 @@ def _build(model_ref, config, example_shape, parts):
         return (tf.where(per_example(stronger), candidate, best_x), tf.where(stronger, success, best_success),
                 tf.where(stronger, margin, best_margin))
 
-    def constant_restart(model, x, y, x_t, eps, step_size, best):
+    def constant_restart(x, y, x_t, eps, step_size, best):
         velocity = tf.zeros_like(x)
         for t in tf.range(config.steps):
-            logits, _, grad = logits_and_gradient(model, x_t, y)
+            logits, _, grad = logits_and_gradient(x_t, y)
             best = keep_stronger(best, x_t, logits, y, consider=t > 0)
             if config.decay:
                 velocity = config.decay * velocity + grad / lp_balls.l1_norm(grad)
@@ -152,14 +161,14 @@ def _build(model_ref, config, example_shape, parts):
 
     checkpoints = tf.constant([t in apgd_checkpoints(config.steps) for t in range(config.steps)])
 
-    def apgd_restart(model, x, y, x_t, eps, step_size, best):
+    def apgd_restart(x, y, x_t, eps, step_size, best):
         batch = tf.shape(x)[0]
         x_prev, x_best, grad_best = x_t, x_t, tf.zeros_like(x)
         eta = eta_then = tf.fill([batch], step_size)
         f_prev = f_best = f_best_then = tf.fill([batch], -np.inf)
         rises, last_check = tf.zeros([batch]), tf.constant(0)
         for t in tf.range(config.steps):
-            logits, f, grad = logits_and_gradient(model, x_t, y)
+            logits, f, grad = logits_and_gradient(x_t, y)
             best = keep_stronger(best, x_t, logits, y, consider=t > 0)
             rises += tf.cast((f > f_prev) & (t > 0), tf.float32)
             improved = f > f_best
@@ -187,7 +196,7 @@ def _build(model_ref, config, example_shape, parts):
     run_restart = apgd_restart if config.schedule == "apgd" else constant_restart
 
     def restart_from(model, x, y, x_0, eps, step_size, best):
-        x_t, best = run_restart(model, x, y, x_0, eps, step_size, best)
+        x_t, best = run_restart(x, y, x_0, eps, step_size, best)
         return keep_stronger(best, x_t, model(x_t, training=False), y, consider=True)
 
     def attack_rows(model, x, y, eps, step_size, seed, skip):
