@@ -38,7 +38,7 @@ import weakref
 import numpy as np
 import tensorflow as tf
 
-from swtf.attack import inputs, lp_balls, objectives
+from swtf.attack import gradients, inputs, lp_balls, objectives
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,22 +118,7 @@ def compiled_attack(model, config, example_shape, parts=1):
 def _build(model_ref, config, example_shape, parts):
     norm, clip, targeted = config.norm, config.clip, config.targeted
 
-    # The model's forward and backward pass is a function of its own, called by the step loop, not inlined
-    # into it. Inlined into the loop, the pass's MaxPoolGrad was left to Eigen's kernel (3.9x slower than
-    # oneDNN's on scnn1) in some instantiations of the graph and not in others, at random (seen in the
-    # run metadata's partition graphs: TF's oneDNN rewrite takes a MaxPoolGrad only if it has already
-    # rewritten its MaxPool, and the order it visits a loop's nodes in varies). Measured on scnn1 (40
-    # L-inf steps, 128 points, 12 re-instantiations): inlined 600-650 steps/s in about half of them and
-    # 860-910 in the rest; as a function of its own 810-870 in every one.
-    @tf.function(input_signature=[tf.TensorSpec((None,) + example_shape, tf.float32),
-                                  tf.TensorSpec((None,), tf.int32)], experimental_attributes={"_noinline": True})
-    def logits_and_gradient(x, y):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            logits = model_ref()(x, training=False)
-            objective = objectives.attack_objective(logits, y, config.loss, targeted)
-            total = tf.reduce_sum(objective)
-        return logits, objective, tape.gradient(total, x)
+    logits_and_gradient = gradients.logits_and_gradient(model_ref, example_shape, config.loss, targeted)
 
     def per_example(t):
         """A (batch,) tensor shaped to broadcast against the batch of inputs."""

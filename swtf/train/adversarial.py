@@ -4,7 +4,8 @@
 
 The inner maximum is approximated inside the training step by PGD from a random start, written with tf ops
 so it runs in `fit`'s compiled step. It reuses the attack package's ball geometry (`lp_balls`) and
-objective (`objectives`), and keeps the last iterate (Madry et al.), not the strongest one. The model is
+objective gradient (`gradients`, a function of its own, see why there), and keeps the last iterate (Madry
+et al.), not the strongest one. The model is
 called with `training=False` while crafting (dropout and batch statistics must not change the attack) and
 `training=True` for the loss. The radius ramps linearly from 0 to `eps` over the first `ramp_steps`
 optimizer steps, since the full radius from the first step can keep a fresh network from learning at all.
@@ -14,7 +15,7 @@ import dataclasses
 
 import tensorflow as tf
 
-from swtf.attack import inputs, lp_balls, objectives
+from swtf.attack import gradients, inputs, lp_balls
 from swtf.errors import SwtfError
 from swtf.train.loop import cross_entropy_loss
 
@@ -41,11 +42,10 @@ def pgd_examples(model, x, y, eps, *, steps, step_size, norm="linf", clip=(0.0, 
     eps = tf.cast(eps, tf.float32)
     step_size = tf.cast(step_size, tf.float32)
 
+    logits_and_gradient = gradients.logits_and_gradient(lambda: model, x.shape[1:], "ce", False)
+
     def ascent_step(t, x_adv):
-        with tf.GradientTape() as tape:
-            tape.watch(x_adv)
-            objective = tf.reduce_sum(objectives.attack_objective(model(x_adv, training=False), y, "ce", False))
-        grad = tape.gradient(objective, x_adv)
+        _, _, grad = logits_and_gradient(x_adv, y)
         x_adv = lp_balls.project(x_adv + step_size * lp_balls.steepest_ascent(grad, norm), x, eps, norm, clip)
         return t + 1, x_adv
 
