@@ -28,7 +28,8 @@ PGD step. Same gradient budget per restart as PGD (one gradient per step).
 
 The whole loop runs in one `tf.function` per (model, `AttackConfig`, number of independent parts: two
 for batches of 32+ points, else one), cached; batch size, eps, step size and seed are tensor arguments,
-so new values never retrace.
+so new values never retrace. Each step calls the model's forward and backward pass as a function of its
+own (`gradients.logits_and_gradient`, which says why).
 """
 
 import dataclasses
