@@ -9,10 +9,11 @@ about 0.1 s; the order of the attacks rotates from round to round). Ratios are m
 ratios, steps per second medians of per-round times. Success is the fraction of the batch the model
 misclassifies afterwards; "ch x0 succ" is cleverhans's default PGD, from x.
 
-"bare st/s" is nothing but the model's gradient, the steepest-ascent step and the projection, compiled,
-the batch split into the same independent loops as swtf's (`INDEPENDENT_PARTS`, which TF runs on two
-cores), with no random start and no strongest-iterate tracking: about the fastest any attack running the
-model's own forward and backward kernels can step on this machine. "bare/ch" is therefore the ceiling of
+"bare st/s" is nothing but the model's gradient (the same graph function swtf's steps call), the
+steepest-ascent step and the projection, compiled, the batch split into the same independent loops as
+swtf's (`INDEPENDENT_PARTS`, which TF runs on two cores), with no random start and no strongest-iterate
+tracking: about the fastest any attack running the model's own forward and backward kernels can step on
+this machine. "bare/ch" is therefore the ceiling of
 the swtf/cleverhans ratio for a model, and "swtf/bare" how much of it swtf reaches. On small conv nets
 with max pooling the model's kernels are most of a step (TF's CPU input gradient of the convolution,
 MaxPoolGrad and ReluGrad), so the ceiling is low there.
@@ -29,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 import swtf.attack
-from swtf.attack import iterative, lp_balls
+from swtf.attack import gradients, iterative, lp_balls
 from swtf.attack.reference import cleverhans_pgd
 from swtf.data import load_dataset
 from swtf.models import build
@@ -82,20 +83,14 @@ def bare_pgd(model, norm, steps, batch):
     `batch` rows split into independent loops as swtf splits it."""
     parts = iterative.independent_parts(batch)
 
-    # A function of its own, called by the loop, as swtf's is (see `iterative._build` for why).
-    @tf.function(input_signature=[tf.TensorSpec((None,) + model.input_shape_, tf.float32),
-                                  tf.TensorSpec((None,), tf.int32)], experimental_attributes={"_noinline": True})
-    def gradient(x_t, y):
-        with tf.GradientTape() as tape:
-            tape.watch(x_t)
-            loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(y, model(x_t, training=False)))
-        return tape.gradient(loss, x_t)
+    # The model's pass exactly as swtf calls it (`swtf.attack.gradients`), so that both run the same kernels.
+    gradient = gradients.logits_and_gradient(lambda: model, model.input_shape_, "ce", False)
 
     def loop(x, y, eps, step_size):
         x_t = x
         for _ in tf.range(steps):
-            x_t = lp_balls.project(x_t + step_size * lp_balls.steepest_ascent(gradient(x_t, y), norm), x, eps, norm,
-                                   (0.0, 1.0))
+            direction = lp_balls.steepest_ascent(gradient(x_t, y)[2], norm)
+            x_t = lp_balls.project(x_t + step_size * direction, x, eps, norm, (0.0, 1.0))
         return x_t
 
     @tf.function(input_signature=[tf.TensorSpec((None,) + model.input_shape_, tf.float32),
