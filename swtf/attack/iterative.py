@@ -67,7 +67,8 @@ APGD_RHO = 0.75  # the share of rising steps below which a checkpoint halves the
 # different cores, where a small model's ops are too small to keep more than one core busy. Measured on
 # 2 cores (batch 256, 40 L-inf steps, 9 alternating rounds): 2 parts ran the digits scnn1 and
 # shallow_cnn 1.13-1.16x faster than one loop, the one-layer snn 0.94x, a CIFAR cifar_cnn 1.04x; 3 or 4
-# parts were slower than 2 on all of them. (A part with no rows crashes TF, hence the minimum.)
+# parts were slower than 2 on all of them. Again with the model pass as a function of its own
+# (`gradients`; 10-12 rounds): scnn1 1.13x, snn 1.03x. (A part with no rows crashes TF, hence the minimum.)
 INDEPENDENT_PARTS = 2
 PART_MIN_ROWS = 16
 

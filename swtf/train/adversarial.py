@@ -5,9 +5,8 @@
 The inner maximum is approximated inside the training step by PGD from a random start, written with tf ops
 so it runs in `fit`'s compiled step. It reuses the attack package's ball geometry (`lp_balls`) and
 objective gradient (`gradients`, a function of its own, see why there), and keeps the last iterate (Madry
-et al.), not the strongest one. The model is
-called with `training=False` while crafting (dropout and batch statistics must not change the attack) and
-`training=True` for the loss. The radius ramps linearly from 0 to `eps` over the first `ramp_steps`
+et al.), not the strongest one. The model is called with `training=False` while crafting (dropout and
+batch statistics must not change the attack) and `training=True` for the loss. The radius ramps linearly from 0 to `eps` over the first `ramp_steps`
 optimizer steps, since the full radius from the first step can keep a fresh network from learning at all.
 """
 
