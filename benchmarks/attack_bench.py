@@ -87,14 +87,13 @@ def bare_pgd(model, norm, steps, batch):
     gradient = gradients.logits_and_gradient(lambda: model, model.input_shape_, "ce", False)
 
     def loop(x, y, eps, step_size):
-        x_t = x
+        x_t, project = x, lp_balls.projection(x, eps, norm, (0.0, 1.0))
         for _ in tf.range(steps):
-            direction = lp_balls.steepest_ascent(gradient(x_t, y)[2], norm)
-            x_t = lp_balls.project(x_t + step_size * direction, x, eps, norm, (0.0, 1.0))
+            x_t = project(x_t + step_size * lp_balls.steepest_ascent(gradient(x_t, y)[2], norm))
         return x_t
 
     @tf.function(input_signature=[tf.TensorSpec((None,) + model.input_shape_, tf.float32),
-                                  tf.TensorSpec((None,), tf.int32), tf.TensorSpec((), tf.float32),
+                                  tf.TensorSpec((None,), tf.int32), tf.TensorSpec((), tf.float64),
                                   tf.TensorSpec((), tf.float32)])
     def attack(x, y, eps, step_size):
         cuts = [tf.shape(x)[0] * i // parts for i in range(parts + 1)]

@@ -143,7 +143,7 @@ def _numpy_attack(model, x, y, eps, step_size, steps, norm, decay):
     net = _NumpySnn(model, x, y, eps, norm)
     x_t, velocity = net.x0.copy(), np.zeros_like(net.x0)
     for t in range(steps):
-        grad = net.cross_entropy_and_gradient(x_t, track=t > 0)[1]
+        grad = net.cross_entropy_and_gradient(x_t, track=True)[1]
         velocity = decay * velocity + grad / np.abs(grad).sum(1, keepdims=True)
         x_t = net.step(x_t, step_size, velocity)
     net.cross_entropy_and_gradient(x_t, track=True)
@@ -163,7 +163,7 @@ def _numpy_apgd(model, x, y, eps, steps, norm):
     eta = np.full((len(x), 1), 2.0 * eps)
     rises, last, eta_then = np.zeros(len(x)), 0, eta.copy()
     for t in range(steps):
-        loss, grad = net.cross_entropy_and_gradient(x_t, track=t > 0)
+        loss, grad = net.cross_entropy_and_gradient(x_t, track=True)
         if t == 0:
             loss_max, x_max, grad_max, loss_prev = loss.copy(), x_t.copy(), grad.copy(), loss.copy()
             loss_max_then = loss_max.copy()
@@ -315,3 +315,69 @@ def test_robust_accuracy_rejects_unknown_attack_and_targeted(mlp, images):
         swtf.attack.robust_accuracy(mlp, x, y, 0.1, attack="deepfool")
     with pytest.raises(SwtfError, match="targeted"):
         swtf.attack.robust_accuracy(mlp, x, y, 0.1, targeted=True)
+
+
+# The radii of the study's grids, with clean pixels where x - eps and x + eps land near the box's faces.
+EPS_GRID = (1 / 255, 2 / 255, 8 / 255, 0.1, 0.15, 0.3)
+
+
+def _edge_image(eps):
+    """A 4x4 float32 image whose pixels put x - eps a few float32 ulps of 1e-8 above 0 (where float32(eps)
+    overshoots eps by up to 6e-9, many ulps there), at and just below 0, and x + eps at and near 1."""
+    near = [eps + 1e-9, eps + 3e-8, eps, eps - 1e-9, 2 * eps + 1e-9, 1 - eps - 3e-8, 1 - eps, 1 - eps + 1e-9,
+            0.5, 0.0, 1.0, eps + 1e-9, eps + 2e-9, eps + 3e-9, 1 - eps - 1e-9, 0.25]
+    return np.array([np.float32(min(max(v, 0), 1)) for v in near], np.float32).reshape(1, 4, 4, 1)
+
+
+@pytest.mark.parametrize("attack", sorted(swtf.attack.ATTACKS))
+@pytest.mark.parametrize("norm", NORMS)
+@pytest.mark.parametrize("eps", EPS_GRID)
+def test_success_that_needs_the_whole_ball_is_kept(attack, norm, eps):
+    """A linear two-class model that an input leaves only if it moves 99.9% of the way to the ball's best
+    point: every attack must return a point of the ball (measured in float64) that is misclassified.
+
+    z_0 = 0 and z_1 = w . (x' - x) - 0.999 * gain with label 0, where gain is the largest w . (x' - x) over
+    the ball and box: sum_i |w_i| min(eps, room_i) for L-inf (room: distance to the face w_i points at), and
+    eps ||w||_2 for L2 (no face is that near). The gradient's direction is w everywhere, so each attack walks
+    straight to that point. Before the ball was exact, the repair after the loop replaced such points by x.
+    """
+    x = _edge_image(eps)
+    flat = x.ravel().astype(np.float64)
+    w = np.where((flat < 0.5) & (flat > 0), -1.0, 1.0)
+    w[flat == 1] = -1.0
+    room = np.where(w > 0, 1 - flat, flat)
+    gain = np.sum(np.minimum(eps, room)) if norm == "linf" else eps * np.linalg.norm(w)
+    model = _linear_model_with_bias(w, bias=-(w @ flat) - 0.999 * gain)
+    assert _logits(model, x).argmax(1)[0] == 0
+    x_adv = swtf.attack.ATTACKS[attack](model, x, [0], eps, norm=norm)
+    assert _lp(x_adv.astype(np.float64) - x, norm)[0] <= eps
+    assert x_adv.min() >= 0 and x_adv.max() <= 1
+    assert swtf.attack.is_adversarial(model, x_adv, [0])[0]
+
+
+def _linear_model_with_bias(w, bias):
+    """Two-class linear model z = [0, w . x + bias] on 4x4x1 images."""
+    dense = keras.layers.Dense(2, name="logits")
+    model = LayerStack([keras.layers.Flatten(), dense], (4, 4, 1))
+    dense.set_weights([np.stack([np.zeros_like(w), w], axis=1).astype(np.float32),
+                       np.array([0.0, bias], np.float32)])
+    return model
+
+
+@pytest.mark.parametrize("schedule", iterative.SCHEDULES)
+@pytest.mark.parametrize("norm", NORMS)
+def test_points_the_loop_ranked_successful_are_returned_successful(mlp, norm, schedule):
+    """The compiled loop's own success flags (from the logits of the points it keeps) equal a fresh scoring
+    of the returned points, on images made of edge pixels over the whole eps grid: nothing between the loop
+    and the caller changes a point."""
+    rng = np.random.default_rng(5)
+    for eps in EPS_GRID:
+        x = np.stack([_edge_image(eps).ravel()[rng.permutation(16)].reshape(SHAPE) for _ in range(40)])
+        y = rng.integers(0, 5, size=40).astype(np.int32)
+        config = iterative.AttackConfig(norm=norm, steps=10, restarts=2, schedule=schedule)
+        compiled = iterative.compiled_attack(mlp, config, SHAPE, iterative.independent_parts(len(x)))
+        x_best, success, _ = compiled(x, y, eps, 2.5 * eps / 10, tf.constant([0, 0], tf.int64), 0)
+        returned = iterative.run_attack(mlp, x, y, eps, 2.5 * eps / 10, config, seed=0)
+        np.testing.assert_array_equal(returned, x_best.numpy())
+        np.testing.assert_array_equal(swtf.attack.is_adversarial(mlp, returned, y), success.numpy())
+        assert np.all(_lp(returned.astype(np.float64) - x, norm) <= eps)

@@ -68,22 +68,67 @@ def test_random_start_fills_the_ball_and_is_seeded(norm):
     assert not np.array_equal(start, lp_balls.random_start(tf.constant(x), 0.2, norm, CLIP, seed + 1).numpy())
 
 
-def test_pull_inside_removes_float32_overshoot_and_keeps_exact_points():
-    """0.9 + 0.1 rounds to 1.0 in float32, 2.4e-8 past the ball around float32(0.9); one ulp back is inside.
-    L2: a perturbation scaled to length eps in float32 can overshoot the same way."""
-    x = np.full((1, 2), 0.9, np.float32)
-    x_adv = x + np.float32(0.1)
-    assert np.abs(x_adv.astype(np.float64) - x).max() > 0.1
-    pulled = lp_balls.pull_inside(x_adv, x, 0.1, "linf")
-    np.testing.assert_array_equal(pulled, np.nextafter(x_adv, x))
-    assert np.abs(pulled.astype(np.float64) - x).max() <= 0.1
-    rng = np.random.default_rng(0)
-    x = rng.uniform(0.2, 0.8, (200, 7)).astype(np.float32)
+# Radii of the study's grids, and clean pixels where x - eps and x + eps land near the box's faces 0 and 1:
+# x - eps a few float32 ulps of 1e-8 above 0 (where float32(eps) overshoots eps by far more than an ulp),
+# exactly 0, just below 0; x + eps just below, at and just above 1.
+EPS_GRID = (1 / 255, 2 / 255, 8 / 255, 0.1, 0.15, 0.3)
+
+
+def _edge_pixels(eps):
+    near = [eps + 1e-9, eps + 3e-8, eps, eps - 1e-9, 1 - eps - 3e-8, 1 - eps, 1 - eps + 1e-9, 0.5, 0.0, 1.0]
+    return np.array([np.clip(np.float32(v), 0, 1) for v in near], np.float32)
+
+
+@pytest.mark.parametrize("eps", EPS_GRID)
+def test_toward_center_never_overshoots_delta(eps):
+    """Each coordinate of the float32 point lies between x and x + delta, measured in float64; rounding to
+    nearest would overshoot x - eps just above 0 by up to 6e-9 (float32(eps) - eps)."""
+    x = _edge_pixels(eps)
+    for delta in (np.full(x.shape, eps), np.full(x.shape, -eps),
+                  np.random.default_rng(0).uniform(-eps, eps, x.shape)):
+        point = lp_balls.toward_center(tf.constant(x), tf.constant(delta)).numpy()
+        moved = point.astype(np.float64) - x
+        assert np.all(np.abs(moved) <= np.abs(delta)) and np.all(moved * delta >= 0)
+        # ... and it is the float32 nearest to x + delta on x's side: one ulp further crosses it.
+        further = np.nextafter(point, np.where(delta > 0, np.float32(np.inf), np.float32(-np.inf)))
+        assert np.all((np.abs(further.astype(np.float64) - x) > np.abs(delta)) | (moved == delta))
+
+
+@pytest.mark.parametrize("eps", EPS_GRID)
+def test_linf_limits_are_the_extreme_float32_points_of_ball_and_box(eps):
+    """low is the smallest float32 >= max(x - eps, 0), high the largest <= min(x + eps, 1), by brute force
+    over float32 neighbours in float64."""
+    x = _edge_pixels(eps)
+    low, high = (t.numpy() for t in lp_balls.linf_limits(tf.constant(x), eps, CLIP))
+
+    def inside(p):
+        return (np.abs(p.astype(np.float64) - x) <= eps) & (p >= 0) & (p <= 1)
+
+    assert np.all(inside(low)) and np.all(inside(high))
+    assert not np.any(inside(np.nextafter(low, np.float32(-1))) & (low > 0))
+    assert not np.any(inside(np.nextafter(high, np.float32(2))) & (high < 1))
+    assert np.all(low <= x) and np.all(x <= high)
+
+
+@pytest.mark.parametrize("norm", lp_balls.NORMS)
+@pytest.mark.parametrize("eps", EPS_GRID + (0.5, 2.0))
+def test_projection_is_exactly_inside_ball_and_box(norm, eps):
+    """Points far outside, just outside and on the sphere, around pixels at the box's edges: every projected
+    point is in the ball as float64 measures it, with no tolerance, and in the box."""
+    rng = np.random.default_rng(3)
+    x = np.stack([np.resize(_edge_pixels(eps), 49)[rng.permutation(49)] for _ in range(60)]).astype(np.float32)
     direction = rng.normal(size=x.shape)
-    x_adv = (x + 0.3 * direction / np.linalg.norm(direction, axis=1, keepdims=True)).astype(np.float32)
-    pulled = lp_balls.pull_inside(x_adv, x, 0.3, "l2")
-    assert np.all(np.linalg.norm(pulled.astype(np.float64) - x, axis=1) <= 0.3)
-    inside = np.linalg.norm(x_adv.astype(np.float64) - x, axis=1) <= 0.3
-    assert not inside.all()  # the rounding overshoots on some points
-    np.testing.assert_array_equal(pulled[inside], x_adv[inside])  # points already inside are not moved
-    assert np.abs(pulled - x_adv).max() < 1e-6
+    if norm == "linf":
+        direction = np.sign(direction)
+    else:
+        direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    scale = rng.choice([1.0, 1.0 + 1e-7, 3.0, 0.5], size=(len(x), 1))
+    x_adv = (x + eps * scale * direction).astype(np.float32)
+    p = lp_balls.project(tf.constant(x_adv), tf.constant(x), eps, norm, CLIP).numpy()
+    assert p.dtype == np.float32
+    assert np.all(_norms(p.astype(np.float64) - x, norm) <= eps)
+    assert p.min() >= 0.0 and p.max() <= 1.0
+    # What rounding towards x gives up is a few float32 ulps: the projection still goes (almost) all the way.
+    if norm == "linf":
+        exact = np.clip(x_adv.astype(np.float64), np.maximum(x - eps, 0), np.minimum(x + eps, 1))
+        np.testing.assert_allclose(p, exact, atol=2e-7, rtol=0)

@@ -8,9 +8,11 @@ One recipe covers FGSM, BIM, PGD and MIM:
 
 With decay 0 the L1 normalisation does not change the direction (sign and L2 normalisation are
 scale-free), so plain PGD and MIM share one loop. The attack keeps, per example, the strongest of the
-iterates x_1..x_T of all restarts: a successful point beats an unsuccessful one, then the lower logit
-margin wins. The logits that rank x_t are the ones its gradient step computes anyway, so tracking costs
-one extra forward pass per restart.
+points x_0..x_T of all restarts, starts included: a successful point beats an unsuccessful one, then the
+lower logit margin wins. The logits that rank x_t are the ones its gradient step computes anyway, so
+tracking costs one extra forward pass per restart. Every x_t is projected exactly into the ball
+(`lp_balls`), so the point ranked is the point returned, bit for bit: no repair after the loop can turn a
+success back into a failure.
 
 PGD's first restart starts at x itself and only the further restarts at random points. At a fixed
 budget of steps the start at x was the stronger single start on the digits models measured (1 restart of
@@ -126,29 +128,29 @@ def _build(model_ref, config, example_shape, parts):
         """A (batch,) tensor shaped to broadcast against the batch of inputs."""
         return tf.reshape(t, [-1] + [1] * len(example_shape))
 
-    def keep_stronger(best, candidate, logits, y, consider):
+    def keep_stronger(best, candidate, logits, y):
         best_x, best_success, best_margin = best
         success = objectives.succeeded(logits, y, targeted)
         margin = objectives.margin(logits, y, targeted)
-        stronger = consider & ((success & ~best_success) | ((success == best_success) & (margin < best_margin)))
+        stronger = (success & ~best_success) | ((success == best_success) & (margin < best_margin))
         return (tf.where(per_example(stronger), candidate, best_x), tf.where(stronger, success, best_success),
                 tf.where(stronger, margin, best_margin))
 
-    def constant_restart(x, y, x_t, eps, step_size, best):
+    def constant_restart(x, y, x_t, project, step_size, best):
         velocity = tf.zeros_like(x)
         for t in tf.range(config.steps):
             logits, _, grad = logits_and_gradient(x_t, y)
-            best = keep_stronger(best, x_t, logits, y, consider=t > 0)
+            best = keep_stronger(best, x_t, logits, y)
             if config.decay:
                 velocity = config.decay * velocity + grad / lp_balls.l1_norm(grad)
             else:  # the steepest-ascent direction is scale-free: no normalisation needed
                 velocity = grad
-            x_t = lp_balls.project(x_t + step_size * lp_balls.steepest_ascent(velocity, norm), x, eps, norm, clip)
+            x_t = project(x_t + step_size * lp_balls.steepest_ascent(velocity, norm))
         return x_t, best
 
     checkpoints = tf.constant([t in apgd_checkpoints(config.steps) for t in range(config.steps)])
 
-    def apgd_restart(x, y, x_t, eps, step_size, best):
+    def apgd_restart(x, y, x_t, project, step_size, best):
         batch = tf.shape(x)[0]
         x_prev, x_best, grad_best = x_t, x_t, tf.zeros_like(x)
         eta = eta_then = tf.fill([batch], step_size)
@@ -156,7 +158,7 @@ def _build(model_ref, config, example_shape, parts):
         rises, last_check = tf.zeros([batch]), tf.constant(0)
         for t in tf.range(config.steps):
             logits, f, grad = logits_and_gradient(x_t, y)
-            best = keep_stronger(best, x_t, logits, y, consider=t > 0)
+            best = keep_stronger(best, x_t, logits, y)
             rises += tf.cast((f > f_prev) & (t > 0), tf.float32)
             improved = f > f_best
             x_best = tf.where(per_example(improved), x_t, x_best)
@@ -174,34 +176,34 @@ def _build(model_ref, config, example_shape, parts):
                 x_prev = tf.where(back, x_best, x_prev)
                 f_prev = tf.where(halve, f_best, f_prev)
                 rises, last_check = tf.zeros([batch]), t
-            z = lp_balls.project(x_t + per_example(eta) * lp_balls.steepest_ascent(grad, norm), x, eps, norm, clip)
+            z = project(x_t + per_example(eta) * lp_balls.steepest_ascent(grad, norm))
             momentum = tf.where(t > 0, APGD_MOMENTUM, 1.0)
-            x_prev, x_t = x_t, lp_balls.project(x_t + momentum * (z - x_t) + (1.0 - momentum) * (x_t - x_prev), x,
-                                                eps, norm, clip)
+            x_prev, x_t = x_t, project(x_t + momentum * (z - x_t) + (1.0 - momentum) * (x_t - x_prev))
         return x_t, best
 
     run_restart = apgd_restart if config.schedule == "apgd" else constant_restart
 
-    def restart_from(model, x, y, x_0, eps, step_size, best):
-        x_t, best = run_restart(x, y, x_0, eps, step_size, best)
-        return keep_stronger(best, x_t, model(x_t, training=False), y, consider=True)
+    def restart_from(model, x, y, x_0, project, step_size, best):
+        x_t, best = run_restart(x, y, x_0, project, step_size, best)
+        return keep_stronger(best, x_t, model(x_t, training=False), y)
 
     def attack_rows(model, x, y, eps, step_size, seed, skip):
         batch = tf.shape(x)[0]
+        project = lp_balls.projection(x, eps, norm, clip)  # exact: the points evaluated are those returned
         best = (x, tf.zeros([batch], tf.bool), tf.fill([batch], np.float32(np.inf)))
-        best = restart_from(model, x, y, x, eps, step_size, best)  # restart 0 starts at x (module docstring)
+        best = restart_from(model, x, y, x, project, step_size, best)  # restart 0 starts at x (module docstring)
         if config.restarts > 1:  # the others at random (with random_start); no loop is built for one restart
             for restart in tf.range(1, config.restarts):
                 x_0 = x
                 if config.random_start:
                     x_0 = lp_balls.random_start(x, eps, norm, clip, tf.random.experimental.stateless_fold_in(
                         seed, tf.cast(restart, tf.int64)), skip)
-                best = restart_from(model, x, y, x_0, eps, step_size, best)
+                best = restart_from(model, x, y, x_0, project, step_size, best)
         return best
 
     @tf.function(input_signature=[
         tf.TensorSpec((None,) + example_shape, tf.float32), tf.TensorSpec((None,), tf.int32),
-        tf.TensorSpec((), tf.float32), tf.TensorSpec((), tf.float32), tf.TensorSpec((2,), tf.int64),
+        tf.TensorSpec((), tf.float64), tf.TensorSpec((), tf.float32), tf.TensorSpec((2,), tf.int64),
         tf.TensorSpec((), tf.int32)])
     def attack_batch(x, y, eps, step_size, seed, skip):
         model = model_ref()
@@ -244,4 +246,4 @@ def run_attack(model, x, y, eps, step_size, config, *, seed=0, batch_size=256, f
         x_adv.append(attack_batch(x[start:stop], y[start:stop], eps, step_size,
                                   tf.constant([seed, index // batch_size], tf.int64),
                                   tf.constant(index % batch_size, tf.int32))[0].numpy())
-    return lp_balls.pull_inside(np.concatenate(x_adv), x, eps, config.norm)
+    return np.concatenate(x_adv)

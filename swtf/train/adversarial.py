@@ -43,10 +43,11 @@ def pgd_examples(model, x, y, eps, *, steps, step_size, norm="linf", clip=(0.0, 
 
     logits_and_gradient = gradients.logits_and_gradient(lambda: model, x.shape[1:], "ce", False)
 
+    project = lp_balls.projection(x, eps, norm, clip)
+
     def ascent_step(t, x_adv):
         _, _, grad = logits_and_gradient(x_adv, y)
-        x_adv = lp_balls.project(x_adv + step_size * lp_balls.steepest_ascent(grad, norm), x, eps, norm, clip)
-        return t + 1, x_adv
+        return t + 1, project(x_adv + step_size * lp_balls.steepest_ascent(grad, norm))
 
     start = lp_balls.random_start(x, eps, norm, clip, tf.cast(seed, tf.int64))
     _, x_adv = tf.while_loop(lambda t, _: t < steps, ascent_step, (tf.constant(0), start))
