@@ -19,6 +19,10 @@ with max pooling the model's kernels are most of a step (TF's CPU input gradient
 MaxPoolGrad and ReluGrad), so the ceiling is low there.
 
     python benchmarks/attack_bench.py --archs snn,scnn1 --steps 40 --batch 256
+    python benchmarks/attack_bench.py --dataset mnist --data_dir ../shared/data --train_limit 10000 --linf_eps 0.15
+
+The digits' pixels are multiples of 1/16; on real pixels (multiples of 1/255) x - eps lands just above 0 at
+many pixels, which is where a float32 ball needs care (`swtf.attack.lp_balls`): read the success columns there.
 """
 
 import argparse
@@ -35,11 +39,15 @@ from swtf.attack.reference import cleverhans_pgd
 from swtf.data import load_dataset
 from swtf.models import build
 
-EPS = {"linf": 0.1, "l2": 0.5}
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="digits", help="digits, mnist, fashion_mnist, cifar10, ...")
+    parser.add_argument("--data_dir", default=None, help="folder with <dataset>.npz copies (e.g. ../shared/data)")
+    parser.add_argument("--train_limit", type=int, default=None, help="training examples kept (stratified)")
+    parser.add_argument("--linf_eps", type=float, default=0.1, help="L-inf radius")
+    parser.add_argument("--l2_eps", type=float, default=0.5, help="L2 radius")
     parser.add_argument("--archs", default="snn,scnn1", help="comma-separated zoo architectures")
     parser.add_argument("--norms", default="linf,l2", help="comma-separated threat models")
     parser.add_argument("--epochs", type=int, default=5, help="training epochs per model")
@@ -104,9 +112,10 @@ def bare_pgd(model, norm, steps, batch):
 
 def main():
     args = parse_args()
-    data = load_dataset("digits", seed=args.seed)
+    data = load_dataset(args.dataset, data_dir=args.data_dir, seed=args.seed, train_limit=args.train_limit)
     x, y = data.x_test[:args.batch], data.y_test[:args.batch]
-    print(f"digits test batch {len(x)}, {args.steps} PGD steps, step size 2.5*eps/steps, 1 start")
+    eps_of = {"linf": args.linf_eps, "l2": args.l2_eps}
+    print(f"{args.dataset} test batch {len(x)}, {args.steps} PGD steps, step size 2.5*eps/steps, 1 start")
     header = f"{'arch':8} {'norm':5} {'eps':>5} {'clean acc':>9} {'swtf st/s':>10} {'ch st/s':>9} {'ratio':>6} " \
              f"{'bare st/s':>10} {'bare/ch':>7} {'swtf/bare':>9} {'swtf succ':>9} {'ch succ':>8} {'ch x0 succ':>10}"
     print(header)
@@ -114,16 +123,16 @@ def main():
         model = trained_model(arch, data, args.epochs, args.seed)
         clean_error = np.mean(swtf.attack.predict_labels(model, x) != y)
         for norm in args.norms.split(","):
-            budget = dict(eps=EPS[norm], norm=norm, steps=args.steps, seed=args.seed, batch_size=args.batch)
+            budget = dict(eps=eps_of[norm], norm=norm, steps=args.steps, seed=args.seed, batch_size=args.batch)
             bare = bare_pgd(model, norm, args.steps, len(x))
             times, outputs = interleaved_seconds({
                 "swtf": lambda: swtf.attack.pgd(model, x, y, **budget),
                 "cleverhans": lambda: cleverhans_pgd(model, x, y, **budget),
-                "bare": lambda: bare(x, y, EPS[norm])}, args.repeats)
+                "bare": lambda: bare(x, y, eps_of[norm])}, args.repeats)
             ours, theirs = outputs["swtf"], outputs["cleverhans"]
             from_x = cleverhans_pgd(model, x, y, rand_init=False, **budget)
             ours_s, theirs_s, bare_s = (statistics.median(times[k]) for k in ("swtf", "cleverhans", "bare"))
-            print(f"{arch:8} {norm:5} {EPS[norm]:5.2f} {1 - clean_error:9.3f} {args.steps / ours_s:10.0f} "
+            print(f"{arch:8} {norm:5} {eps_of[norm]:5.2f} {1 - clean_error:9.3f} {args.steps / ours_s:10.0f} "
                   f"{args.steps / theirs_s:9.0f} {median_ratio(times['cleverhans'], times['swtf']):5.2f}x "
                   f"{args.steps / bare_s:10.0f} {median_ratio(times['cleverhans'], times['bare']):6.2f}x "
                   f"{median_ratio(times['bare'], times['swtf']):8.2f}x "

@@ -298,7 +298,7 @@ def test_one_point_and_batches_of_every_size(mlp, images):
 @pytest.mark.parametrize("kwargs", [
     dict(eps=-0.1), dict(eps=float("nan")), dict(eps=float("inf")), dict(eps="big"),
     dict(x=np.zeros((3, 16), np.float32)), dict(y=np.eye(5)[[0, 1, 2]]), dict(y=np.array([0, 1, 9])),
-    dict(y=np.array([0, 1, 5]), loss="margin"), dict(y=np.array([-1, 1, 2])),
+    dict(y=np.array([0, 1, 5]), loss="margin"), dict(y=np.array([-1, 1, 2])), dict(y=np.array([0, 2 ** 32, 1])),
     dict(x=np.full((3,) + SHAPE, 2.0, np.float32)), dict(norm="l1"), dict(loss="hinge"), dict(steps=0),
     dict(restarts=0), dict(clip=(1.0, 0.0)), dict(batch_size=0), dict(step_size=-1.0),
 ])

@@ -61,7 +61,8 @@ def check_clip(clip):
 
 
 def check_batch(model, x, y, clip):
-    """Returns `x` as float32 and `y` as int32 after checking shapes, label range and the input box.
+    """Returns `x` as float32 and `y` as an integer array after checking shapes and the input box (the
+    label range is `check_labels`'s).
 
     The clean inputs must lie in the box: otherwise clipping could push an attack point out of its
     eps-ball.
@@ -78,9 +79,14 @@ def check_batch(model, x, y, clip):
     if not np.all(np.isfinite(x)) or x.size and (x.min() < clip[0] or x.max() > clip[1]):
         raise SwtfError(f"inputs must lie in clip={tuple(clip)}, got values in "
                         f"[{np.nanmin(x):g}, {np.nanmax(x):g}]; rescale x or pass the right clip")
-    return x, y.astype(np.int32)
+    return x, y
 
 
 def check_labels(y, num_classes):
-    if y.size and (y.min() < 0 or y.max() >= num_classes):
-        raise SwtfError(f"labels must lie in [0, {num_classes}), got [{y.min()}, {y.max()}]")
+    """Returns integer labels `y` as int32 after checking that each lies in [0, num_classes): checked before
+    the cast, which would wrap a label of 2**32 to 0."""
+    bad = np.flatnonzero((y < 0) | (y >= num_classes))
+    if bad.size:
+        raise SwtfError(f"labels must lie in [0, {num_classes}) (the model's logits), got {y[bad[0]]} at index "
+                        f"{bad[0]}" + (f" and {bad.size - 1} more" if bad.size > 1 else ""))
+    return y.astype(np.int32)

@@ -236,7 +236,7 @@ def run_attack(model, x, y, eps, step_size, config, *, seed=0, batch_size=256, f
     x, y = inputs.check_batch(model, x, y, config.clip)
     if not len(x):
         return x
-    inputs.check_labels(y, num_logits(model, x.shape[1:]))
+    y = inputs.check_labels(y, num_logits(model, x.shape[1:]))
     first_index = inputs.check_index("first_index", first_index)
     bounds = sorted({0, len(x)} | set(range(-first_index % batch_size, len(x), batch_size)))
     x_adv = []

@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 from cleverhans.tf2.attacks.projected_gradient_descent import projected_gradient_descent
 
-from swtf.attack import inputs, lp_balls
+from swtf.attack import inputs, iterative, lp_balls
 from swtf.errors import SwtfError
 
 _CLEVERHANS_NORMS = {"linf": np.inf, "l2": 2}
@@ -36,6 +36,7 @@ def cleverhans_pgd(model, x, y, eps, *, norm="linf", steps=40, step_size=None, r
         raise SwtfError(f"cleverhans needs step_size <= eps, got step_size={step_size:g} > eps={eps:g}; "
                         f"use steps >= 3 or a smaller step_size")
     x, y = inputs.check_batch(model, x, y, clip)
+    y = inputs.check_labels(y, iterative.num_logits(model, x.shape[1:]))
     tf.random.set_seed(seed)
     # `model` itself (not a fresh lambda) is the model_fn, so cleverhans's compiled gradient traces once.
     x_adv = [projected_gradient_descent(
