@@ -81,9 +81,9 @@ def _float64(value):
     return tf.cast(value, tf.float64) if tf.is_tensor(value) else tf.constant(value, tf.float64)
 
 
-def _box_delta(x64, delta, clip):
-    """`delta` (float64) clipped so that x + delta stays in the box: each coordinate only shrinks."""
-    return tf.clip_by_value(delta, clip[0] - x64, clip[1] - x64)
+def _box_room(x64, clip):
+    """Per coordinate, how far x may move down (<= 0) and up (>= 0) inside the box, in float64."""
+    return clip[0] - x64, clip[1] - x64
 
 
 def linf_limits(x, eps, clip):
@@ -92,8 +92,9 @@ def linf_limits(x, eps, clip):
     x64 = tf.cast(x, tf.float64)
     eps = _float64(eps)
     box = float32_box(clip)
-    low = toward_center(x, _box_delta(x64, -eps * tf.ones_like(x64), clip))
-    high = toward_center(x, _box_delta(x64, eps * tf.ones_like(x64), clip))
+    room_down, room_up = _box_room(x64, clip)
+    low = toward_center(x, tf.maximum(-eps, room_down))
+    high = toward_center(x, tf.minimum(eps, room_up))
     return tf.maximum(low, box[0]), tf.minimum(high, box[1])
 
 
@@ -112,11 +113,13 @@ def projection(x, eps, norm, clip):
     x64 = tf.cast(x, tf.float64)
     radius = _float64(eps) * _L2_SHRINK
     box = float32_box(clip)
+    room_down, room_up = _box_room(x64, clip)
 
     def project(x_adv):
         delta = tf.cast(x_adv, tf.float64) - x64
         delta *= tf.minimum(tf.constant(1.0, tf.float64), radius / l2_norm(delta))
-        return tf.clip_by_value(toward_center(x, _box_delta(x64, delta, clip)), box[0], box[1])
+        # Clipping delta to the box's room only shrinks coordinates, so the point stays in the ball.
+        return tf.clip_by_value(toward_center(x, tf.clip_by_value(delta, room_down, room_up)), box[0], box[1])
 
     return project
 
