@@ -1,7 +1,6 @@
-"""Common flags and the frozen `Config` every mode receives.
+"""The frozen `Config` every mode receives, validated from the flags every mode shares.
 
-Each mode module (`swtf/modes/<mode>.py`) defines its own flags next to the code that consumes them and
-validates them into its `Options`; this module holds only the flags every mode shares.
+The flags themselves are defined in `swtf.cli_flags`; each mode module validates its own into its `Options`.
 """
 
 import dataclasses
@@ -9,34 +8,11 @@ import json
 import os
 import re
 
-from absl import flags
-
+from swtf import cli_flags  # noqa: F401  (defines the flags this module reads)
 from swtf.data import DATASET_NAMES, TFDS_NAMES
 from swtf.errors import SwtfError
 from swtf.models import ARCHITECTURES
 from swtf.train import TrainOptions
-from swtf.train.loop import LR_SCHEDULES
-
-MODES = ("study", "train", "distill", "prune", "attack", "certify", "search", "report", "export", "verify")
-
-flags.DEFINE_enum("mode", "study", MODES, "What to run.")
-flags.DEFINE_string("dataset", "digits",
-                    f"Data set: digits (embedded), {', '.join(TFDS_NAMES)}, or npz:PATH.")
-flags.DEFINE_string("data_dir", None, "tensorflow-datasets data folder, or a folder of <dataset>.npz copies.")
-flags.DEFINE_string("run_dir", None, "Run directory for every artifact (default: runs/<dataset>).")
-flags.DEFINE_integer("seed", 0, "Seed of every random choice (splits, initial weights, shuffling, attacks).")
-flags.DEFINE_bool("quiet", False, "Silence progress bars; keep the one-line summaries.")
-flags.DEFINE_float("val_fraction", 0.1, "Share of the training set held out for validation.")
-flags.DEFINE_integer("train_limit", None, "Use at most this many training examples (stratified subset).")
-flags.DEFINE_integer("test_limit", None, "Use the first this many test examples.")
-flags.DEFINE_string("model", "convex_cnn", f"Architecture to train: {', '.join(sorted(ARCHITECTURES))}.")
-flags.DEFINE_string("hparams", "{}", 'Architecture hyper-parameters as a JSON object, e.g. {"width": 64}.')
-flags.DEFINE_integer("epochs", 40, "Maximum training epochs (early stopping may end sooner).")
-flags.DEFINE_integer("batch_size", 64, "Training batch size.")
-flags.DEFINE_float("learning_rate", 2e-3, "Adam's initial learning rate.")
-flags.DEFINE_integer("patience", 8, "Epochs without a better validation accuracy before stopping.")
-flags.DEFINE_enum("lr_schedule", "cosine", LR_SCHEDULES, "Learning-rate schedule over the epochs.")
-
 
 @dataclasses.dataclass(frozen=True)
 class Config:

@@ -8,7 +8,13 @@ import dataclasses
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from absl import app, flags, logging
+
+from swtf import cli_flags, io
+from swtf.errors import SwtfError
+
+FLAGS = flags.FLAGS
+EXIT_BAD_INPUT = 2
 
 
 @contextlib.contextmanager
@@ -25,21 +31,14 @@ def _native_stderr_silenced():
         os.close(saved)
 
 
-with _native_stderr_silenced():
-    import tensorflow as tf
+def import_tensorflow():
+    """Loads TensorFlow (several seconds) with its C++ start-up lines hidden; only after flags were checked."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with _native_stderr_silenced():
+        import tensorflow as tf
 
-    tf.config.list_physical_devices()
-    tf.get_logger().setLevel("ERROR")
-
-from absl import app, flags, logging  # noqa: E402
-
-from swtf import config as config_lib  # noqa: E402
-from swtf import io, modes  # noqa: E402
-from swtf.errors import SwtfError  # noqa: E402
-
-FLAGS = flags.FLAGS
-EXIT_BAD_INPUT = 2
-AVAILABLE_MODES = modes.import_available()
+        tf.config.list_physical_devices()
+        tf.get_logger().setLevel("ERROR")
 
 
 def fail(message):
@@ -51,7 +50,10 @@ def fail(message):
 def parse_flags(argv):
     """absl's parser, but a malformed flag or flagfile is one line and exit 2, not a usage dump."""
     try:
+        cli_flags.check_command_line(argv)
         rest = FLAGS(argv)
+    except SwtfError as err:
+        fail(str(err))
     except flags.Error as err:
         fail(f"{str(err).splitlines()[0]} (see --helpfull)")
     except SystemExit:  # absl prints --help/--helpfull and exits 1; asking for help is not an error
@@ -73,9 +75,13 @@ def save_effective_flags(config):
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
+    import_tensorflow()
+    from swtf import config as config_lib
+    from swtf import modes
+
     try:
         config = config_lib.config_from_flags(FLAGS)
-        module = modes.module_for(config.mode, AVAILABLE_MODES)
+        module = modes.module_for(config.mode, modes.import_available())
         if hasattr(module, "options_from_flags"):
             config = dataclasses.replace(config, options=module.options_from_flags(FLAGS))
         save_effective_flags(config)

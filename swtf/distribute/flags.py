@@ -1,4 +1,5 @@
-"""The flags of work beyond one process: shards, the engine that runs them, and tf.distribute strategies.
+"""The options of work beyond one process (shards, the engine that runs them, tf.distribute strategies), from
+their flags (defined in `swtf.cli_flags`).
 
 Imported by the modes that shard their work (certify, attack, distill's sweep) and by the train mode
 (`--strategy`). Flag values objects without these flags (a test's namespace) get the single-process
@@ -7,26 +8,12 @@ defaults.
 
 import dataclasses
 
-from absl import flags
-
+from swtf import cli_flags  # noqa: F401  (defines the flags this module reads)
 from swtf.distribute.shards import check_shard
 from swtf.errors import SwtfError
 
 ENGINES = ("inprocess", "ray")
 STRATEGIES = ("default", "mirrored", "multi_worker")
-
-flags.DEFINE_integer("num_shards", 1, "Split certify/attack points or sweep members into this many shards; each "
-                                      "writes its own result file and complete sets are merged.")
-flags.DEFINE_integer("shard_index", None, "Run only this shard (0-based); default: every shard, in turn in-process "
-                                          "or as parallel Ray tasks.")
-flags.DEFINE_enum("engine", "inprocess", list(ENGINES), "Where shards (sweep members) run: in this process, or as "
-                                                       "Ray tasks (pip install 'swtf[ray]').")
-flags.DEFINE_string("ray_address", "auto", "Ray cluster: auto (the running one), host:port of its head, or local "
-                                           "(start one on this machine for this command).")
-flags.DEFINE_integer("ray_max_retries", 3, "Ray: times a task is resubmitted when its worker dies.")
-flags.DEFINE_enum("strategy", "default", list(STRATEGIES),
-                  "tf.distribute strategy of --mode=train: default (one device), mirrored (every local device), "
-                  "multi_worker (the workers of TF_CONFIG).")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The CLI's modes: one module each, with its flags, its `Options` and its `run(config)`.
+"""The CLI's modes: one module each, with its `Options` and its `run(config)` (flags: `swtf.cli_flags`).
 
 A mode whose module is not in this package yet is reported as not built (exit 2), never run half-way.
 """

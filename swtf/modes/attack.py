@@ -13,11 +13,10 @@ import dataclasses
 import math
 import os
 
-from absl import flags
-
+from swtf import cli_flags  # noqa: F401  (defines the flags this module reads)
 from swtf import config as config_lib
 from swtf import runs
-from swtf.attack import ATTACKS, curves, lp_balls
+from swtf.attack import curves
 from swtf.attack import plots as attack_plots
 from swtf.distribute import engine, records, sharded, shards
 from swtf.distribute import flags as distribute_flags
@@ -25,27 +24,6 @@ from swtf.errors import SwtfError
 
 DEFAULT_BATCH_SIZE = 256
 PGD_RESTARTS = 2  # a start at x and one random start per seed (see swtf.attack.iterative)
-
-flags.DEFINE_enum("attack", "pgd", list(ATTACKS), "Attack: pgd (first start at x, then random ones, "
-                  "--attack_restarts), apgd (Auto-PGD: adaptive step size and momentum, restarts as pgd), "
-                  "fgsm (one step), bim (PGD from x), mim (momentum, from x).")
-flags.DEFINE_enum("attack_norm", "linf", list(lp_balls.NORMS), "Threat model: L-inf or L2 ball, within [0, 1].")
-flags.DEFINE_list("attack_eps", ["0", "0.025", "0.05", "0.1", "0.15", "0.2"],
-                  "Radii of the curve (pixel units, [0, 1]); 0 gives the clean accuracy.")
-flags.DEFINE_list("attack_models", ["all"], "The run's models to attack: 'all', or a list of names.")
-flags.DEFINE_integer("attack_points", 200, "Attack the first this many test points (the same for every model).")
-flags.DEFINE_list("attack_seeds", ["0", "1", "2"], "Seeds of PGD's random restarts, one run each; the curves show "
-                                                   "their spread (fgsm, bim, mim are deterministic: first seed).")
-flags.DEFINE_integer("attack_restarts", None, f"PGD/APGD starts per point: the first at x, the others at random "
-                     f"points drawn from the seed (default {PGD_RESTARTS} for swtf's PGD and APGD, 1 for the other "
-                     "attacks and the cleverhans backend; study and attack mode).")
-flags.DEFINE_enum("attack_backend", "swtf", list(curves.BACKENDS),
-                  "Who crafts the examples: swtf, or cleverhans 4's PGD (pgd only, one restart, >= 3 steps).")
-flags.DEFINE_integer("attack_batch_size", DEFAULT_BATCH_SIZE,
-                     "Points attacked at once. Random starts are drawn per batch, so shards (--num_shards) are made "
-                     "of whole batches: lower it for finer shards.")
-flags.DEFINE_enum("attack_band", "minmax", list(attack_plots.BANDS), "Band around each curve: min-max or "
-                                                                     "mean -/+ one std over seeds.")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,26 +14,15 @@ import math
 import os
 
 import numpy as np
-from absl import flags
 
+from swtf import cli_flags  # noqa: F401  (defines the flags this module reads)
 from swtf import checkpoints, io, runs
-from swtf.certify import METHODS, as_network
+from swtf.certify import as_network
 from swtf.certify import plots as certify_plots
-from swtf.certify.api import NORMS
 from swtf.certify.results import COLUMNS, certify_points, summarise_points
 from swtf.distribute import engine, records, sharded, shards
 from swtf.distribute import flags as distribute_flags
 from swtf.errors import SwtfError
-
-flags.DEFINE_list("certify_models", None, "Names of the run's models to certify (default: all of them; those "
-                                          "with unsupported layers are reported and skipped).")
-flags.DEFINE_string("model_path", None, "Certify this .keras file or SavedModel folder instead of the run's models.")
-flags.DEFINE_float("eps", 0.02, "Radius at which certified accuracy is reported (pixel units, [0, 1]).")
-flags.DEFINE_enum("norm", "linf", list(NORMS), "Perturbation norm: linf (ball intersected with [0, 1]) or l2.")
-flags.DEFINE_enum("method", "crown", list(METHODS), "Bound method for radii and certification.")
-flags.DEFINE_integer("num_points", 100, "Certify the first this many test points.")
-flags.DEFINE_float("max_radius", None, "Largest radius searched (default: 1 for linf, sqrt(input size) for l2).")
-flags.DEFINE_float("exact_time_limit", 0.0, "Seconds per point for an exact MILP check at --eps (0: off; linf only).")
 
 
 @dataclasses.dataclass(frozen=True)

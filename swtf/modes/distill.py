@@ -9,35 +9,13 @@ sweep, by every `--sweep_methods` method and temperature and every `--seeds` see
 import dataclasses
 import os
 
-from absl import flags
-
+from swtf import cli_flags  # noqa: F401  (defines the flags this module reads)
 from swtf import checkpoints, io, models, runs, train
 from swtf import config as config_lib
 from swtf.distill import augment, plots, study, sweep, temperature, trainer, transfer
 from swtf.distribute import engine, records, sharded, shards
 from swtf.distribute import flags as distribute_flags
 from swtf.errors import SwtfError
-
-flags.DEFINE_string("teacher_path", None, "A .keras teacher to distil from (default: the run's 'teacher').")
-flags.DEFINE_enum("distill_method", "soft_targets", trainer.METHODS,
-                  "Student loss: labels (no teacher), logits (matching logits, MSE), soft_targets (student "
-                  "softmax vs teacher softmax(z/T)), hinton (alpha*T^2*KL + (1-alpha)*CE).")
-flags.DEFINE_list("temperatures", ["1"], "Teacher temperatures; several train one student each, chosen on "
-                  "validation accuracy.")
-flags.DEFINE_float("alpha", 0.9, "Hinton KD: weight of the soft (KL) term; 1 - alpha weighs the label term.")
-flags.DEFINE_enum("distill_targets", "static", trainer.TARGETS,
-                  "static: teacher logits computed once; online: teacher run on augmented batches each step.")
-flags.DEFINE_integer("augment_shift", 2, "Online targets and augment:K transfer data: largest random shift "
-                     "in pixels.")
-flags.DEFINE_enum("augment_flip", "auto", ["auto", "on", "off"],
-                  "Random horizontal flips; auto = only for mirror-symmetric data (cifar10).")
-flags.DEFINE_string("transfer_data", None, f"Extra unlabelled inputs: {transfer.SYNTAX}.")
-flags.DEFINE_string("sweep", None, "Factors study students, e.g. 'snn:width=32,128;scnn2:filters=8-16,32-64' "
-                    "(';' between families, ':' between keys, ',' between values, '-' inside a tuple, "
-                    "'none' = no layers).")
-flags.DEFINE_list("sweep_methods", ["labels", "logits", "soft_targets"], "Factors study: training methods.")
-flags.DEFINE_list("seeds", None, "Factors study: seeds to repeat each point over (default: --seed).")
-flags.DEFINE_string("student_name", "student", "Name under which the distilled student is saved in the run.")
 
 
 @dataclasses.dataclass(frozen=True)

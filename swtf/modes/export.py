@@ -5,16 +5,11 @@ import dataclasses
 import os
 
 import numpy as np
-from absl import flags
 
+from swtf import cli_flags  # noqa: F401  (defines the flags this module reads)
 from swtf import export, runs
 from swtf.errors import SwtfError
 from swtf.onnx import export as onnx_export
-
-flags.DEFINE_string("export_model", "teacher", "Name of the run's trained model to export.")
-flags.DEFINE_string("export_dir", None, "Destination folder, or .onnx file (default: saved_models/<run>_<model>"
-                                        "[.onnx]).")
-flags.DEFINE_enum("export_format", "savedmodel", ["savedmodel", "onnx"], "Export format.")
 
 
 @dataclasses.dataclass(frozen=True)

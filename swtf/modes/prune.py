@@ -8,11 +8,9 @@ per-layer sensitivity table, and the plots `<run_dir>/plots/prune_<prune_output>
 import dataclasses
 import os
 
-from absl import flags
-
+from swtf import cli_flags  # noqa: F401  (defines the flags this module reads)
 from swtf import io, prune, runs, train
 from swtf.errors import SwtfError
-from swtf.prune.schedule import DISTILL_LOSSES
 
 POLICIES = {"layer": prune.layer_fraction, "global": prune.global_fraction, "threshold": prune.l1_threshold}
 SCHEDULES = ("oneshot", "polynomial", "constant")
@@ -20,26 +18,6 @@ FINETUNING = ("distill", "labels", "none")
 STEP_COLUMNS = ("step", "sparsity", "filters", "params", "flops", "val_accuracy", "test_accuracy",
                 "finetune_epochs")
 SENSITIVITY_COLUMNS = ("layer", "filters", "fraction", "filters_removed", "val_accuracy")
-
-flags.DEFINE_string("prune_model", "student", "Name of the run's trained model to prune.")
-flags.DEFINE_string("prune_teacher", "teacher", "The run's teacher: --finetune=distill learns from its logits; "
-                                                "it is also plotted when present.")
-flags.DEFINE_string("prune_output", None, "Name of the pruned model in the run (default: <prune_model>_pruned).")
-flags.DEFINE_enum("prune_policy", "layer", list(POLICIES),
-                  "Which filters go: the same fraction of each layer, one fraction ranked across layers, or all "
-                  "below an L1 threshold.")
-flags.DEFINE_float("prune_fraction", 0.5, "Share of the student's conv filters to remove (layer, global).")
-flags.DEFINE_float("prune_threshold", None, "L1 norm below which a filter is removed (policy threshold).")
-flags.DEFINE_enum("prune_schedule", "polynomial", list(SCHEDULES),
-                  "oneshot: remove all at once; polynomial: tfmot's cubic ramp over --prune_steps rounds; "
-                  "constant: tfmot's constant target (prunes at the first round).")
-flags.DEFINE_integer("prune_steps", 3, "Prune-and-fine-tune rounds of the polynomial and constant schedules.")
-flags.DEFINE_enum("finetune", "distill", list(FINETUNING),
-                  "Fine-tuning after each round: on the teacher's logits, on the labels, or none.")
-flags.DEFINE_enum("prune_distill_loss", "hinton", list(DISTILL_LOSSES), "Loss of --finetune=distill.")
-flags.DEFINE_float("prune_temperature", 4.0, "Temperature of the hinton distillation loss.")
-flags.DEFINE_float("prune_alpha", 0.9, "Weight of the soft term of the hinton distillation loss.")
-flags.DEFINE_bool("prune_sensitivity", True, "Also measure and plot each layer's sensitivity to pruning.")
 
 
 @dataclasses.dataclass(frozen=True)

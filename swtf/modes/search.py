@@ -12,20 +12,13 @@ import dataclasses
 import json
 import os
 
-from absl import flags
-
+from swtf import cli_flags  # noqa: F401  (defines the flags this module reads)
 from swtf import io, runs, train
 from swtf.distill import trainer, transfer
 from swtf.errors import SwtfError
 from swtf.modes import distill as distill_mode
 from swtf.search import hypermodel, space, tuning
 
-flags.DEFINE_enum("tuner", "bayesian", tuning.TUNERS, "bayesian (max_trials students) or hyperband (epochs per "
-                  "model up to --epochs, reduction factor 3).")
-flags.DEFINE_integer("max_trials", 10, "Bayesian optimisation: number of students to try.")
-flags.DEFINE_integer("max_params", None, "Parameter budget: a larger student scores validation accuracy 0.")
-flags.DEFINE_list("search_families", list(space.FAMILY_SPACES), "Student families to search over.")
-flags.DEFINE_bool("search_overwrite", False, "Start the search over instead of resuming its folder.")
 
 BEST_NAME = "search_best"
 

@@ -6,37 +6,12 @@ Stages run in order and each is skipped when it already finished with the same s
 
 import dataclasses
 
-from absl import flags
-
+from swtf import cli_flags  # noqa: F401  (defines the flags this module reads)
 from swtf import config as config_lib
 from swtf.errors import SwtfError
 from swtf.modes import attack as attack_mode
 from swtf.modes import report as report_mode
 from swtf.study import pipeline, stages
-
-flags.DEFINE_string("study_students", "snn:width=64;shallow_cnn:filters=8,16",
-                    "Students to distil, in the sweep syntax of --sweep (families snn, scnn1, scnn2, shallow_cnn).")
-flags.DEFINE_list("study_temperatures", ["1", "4", "10"],
-                  "Temperatures ranged for the soft-target students (chosen on validation).")
-flags.DEFINE_float("study_alpha", 0.9, "Weight of the soft term where a distillation loss mixes in labels.")
-flags.DEFINE_float("study_eps", 0.1, "The study's L-inf radius (pixel units) for certified and PGD accuracy.")
-flags.DEFINE_list("study_eps_grid", ["0", "0.05", "0.1", "0.15", "0.2"],
-                  "L-inf radii of the robustness curves.")
-flags.DEFINE_integer("study_points", 200, "Test points attacked and certified (the first N, same for every model).")
-flags.DEFINE_list("study_seeds", ["0", "1", "2"], "Seeds of the PGD random restarts; curves show their spread.")
-flags.DEFINE_integer("attack_steps", 20, "PGD steps per restart (study and attack mode).")
-flags.DEFINE_list("study_certify_methods", ["crown"], "Bound methods for certified radii (first one is reported).")
-flags.DEFINE_float("study_max_radius", 0.5, "Largest radius the certified-radius bisection tries.")
-flags.DEFINE_float("study_prune_fraction", 0.5, "Share of the best student's filters removed by pruning.")
-flags.DEFINE_integer("study_prune_steps", 2, "Prune-and-fine-tune rounds (tfmot polynomial schedule).")
-flags.DEFINE_enum("robust_method", "ibp", ["ibp", "crown-ibp"], "Certified training of the robust teacher and "
-                  "the robust students (at --study_eps).")
-flags.DEFINE_string("robust_model", None, "Architecture of the robust teacher (default: --model; it must be "
-                    "certifiable, e.g. convex_cnn, when --model has max pooling).")
-flags.DEFINE_string("robust_hparams", None, "Hyper-parameters of the robust teacher as JSON (default: --hparams).")
-flags.DEFINE_integer("robust_warmup_epochs", 2, "Clean epochs before the certified training's eps ramp.")
-flags.DEFINE_integer("robust_ramp_epochs", 10, "Epochs of the certified training's eps and kappa ramp.")
-flags.DEFINE_string("force_stage", None, "Recompute this stage and every stage downstream of it.")
 
 
 @dataclasses.dataclass(frozen=True)

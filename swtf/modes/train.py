@@ -10,8 +10,8 @@ import dataclasses
 import math
 
 import numpy as np
-from absl import flags
 
+from swtf import cli_flags  # noqa: F401  (defines the flags this module reads)
 from swtf import models, runs, train
 from swtf.attack import robust_accuracy
 from swtf.distribute import flags as distribute_flags
@@ -49,20 +49,6 @@ def robust_monitor(opts, x_val, y_val):
     if opts.training == "certified":
         return certified.certified_monitor(x_val, y_val, opts.eps, method="ibp")
     return None
-
-flags.DEFINE_string("model_name", "teacher", "Name under which the trained model is saved in the run.")
-flags.DEFINE_enum("training", "standard", list(TRAINING_LOSSES),
-                  "standard: cross-entropy on clean inputs; pgd: PGD adversarial training (Madry et al.) at "
-                  "--train_eps (L-inf); certified: IBP / CROWN-IBP certified training at --train_eps.")
-flags.DEFINE_enum("certified_method", "ibp", list(certified.METHODS), "--training=certified: the bound trained on.")
-flags.DEFINE_float("certified_kappa_final", 0.5, "--training=certified: final weight of the clean loss (kappa).")
-flags.DEFINE_integer("certified_warmup_epochs", 2, "--training=certified: clean epochs before the eps ramp.")
-flags.DEFINE_float("train_eps", None, "--training=pgd: L-inf radius of the training attack (pixel units, [0, 1]).")
-flags.DEFINE_integer("train_eps_ramp_epochs", 0, "--training=pgd: epochs over which the radius grows linearly "
-                                                 "from 0 to --train_eps (0: the full radius from the start).")
-flags.DEFINE_integer("train_pgd_steps", 7, "--training=pgd: PGD steps per batch (step size 2.5 * eps / steps).")
-flags.DEFINE_float("train_clean_weight", 0.0, "--training=pgd: weight of the clean cross-entropy mixed into the "
-                                              "adversarial one (0: adversarial examples only).")
 
 
 @dataclasses.dataclass(frozen=True)

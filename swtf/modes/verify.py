@@ -11,18 +11,10 @@ import dataclasses
 import math
 import os
 
-from absl import flags
-
+from swtf import cli_flags  # noqa: F401  (defines the flags this module reads)
 from swtf import io
 from swtf.errors import SwtfError
 from swtf.vnnlib import benchmark, results
-
-flags.DEFINE_string("onnx", None, "ONNX network to verify (with --vnnlib).")
-flags.DEFINE_string("vnnlib", None, "VNN-LIB property to verify on --onnx.")
-flags.DEFINE_float("timeout", 60.0, "Seconds for one instance (--instances uses each row's own timeout).")
-flags.DEFINE_string("results_file", None, "Where to write the VNN-COMP results file (one instance) or the "
-                                          "results CSV (--instances).")
-flags.DEFINE_string("instances", None, "A VNN-COMP instances CSV (onnx,vnnlib,timeout rows) to run instead.")
 
 
 @dataclasses.dataclass(frozen=True)
