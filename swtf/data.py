@@ -7,6 +7,7 @@ run's seed); the test split is fixed by the data set and never used to select an
 
 import dataclasses
 import os
+import zipfile
 
 import numpy as np
 from sklearn.model_selection import train_test_split
@@ -54,26 +55,96 @@ class Dataset:
                 f"input {self.input_shape}, {self.num_classes} classes")
 
 
-def _to_unit_images(x, source):
-    """Images as float32 NHWC in [0, 1]: uint8 is divided by 255, floats must already be in [0, 1]."""
+def _first_line(err, width=200):
+    """An exception as `Type: first line of its message`, cut to `width` characters: a one-line cause."""
+    lines = str(err).splitlines()
+    text = f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def to_unit_images(x, what):
+    """Images as float32 NHWC in [0, 1]: uint8 is divided by 255, other numbers must already be in [0, 1].
+
+    `what` names the images in errors, such as "npz:PATH: train".
+    """
     x = np.asarray(x)
     if x.ndim == 3:
         x = x[..., None]
-    if x.ndim != 4:
-        raise SwtfError(f"{source}: images must be (N, H, W) or (N, H, W, C), got shape {x.shape}")
+    if x.ndim != 4 or 0 in x.shape[1:]:
+        raise SwtfError(f"{what} images must be (N, H, W) or (N, H, W, C) with H, W, C >= 1, "
+                        f"got shape {x.shape}")
+    if len(x) == 0:
+        raise SwtfError(f"{what} images are empty (shape {x.shape}); every split needs at least one example")
+    if x.dtype.kind not in "biuf":
+        raise SwtfError(f"{what} images must be numbers, got dtype {x.dtype}; "
+                        f"store uint8 0..255 or floats in [0, 1]")
     if x.dtype == np.uint8:
         return x.astype(np.float32) / 255.0
-    x = x.astype(np.float32)
-    if not np.all(np.isfinite(x)) or x.min() < 0.0 or x.max() > 1.0:
-        raise SwtfError(f"{source}: float images must be finite and in [0, 1] (store uint8 0..255 otherwise)")
-    return x
+    unit = x.astype(np.float32)
+    bad = ~(np.isfinite(unit) & (unit >= 0.0) & (unit <= 1.0))
+    if bad.any():
+        first = int(np.argmax(bad))
+        raise SwtfError(f"{what} image {first // x[0].size} holds {x.reshape(-1)[first].item()}, but "
+                        f"images that are not uint8 must be finite and in [0, 1] (store uint8 0..255 otherwise)")
+    return unit
 
 
-def _to_labels(y, n, source):
-    y = np.asarray(y).reshape(-1)
-    if y.shape[0] != n or not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
-        raise SwtfError(f"{source}: labels must be {n} non-negative integers, got {y.dtype} of shape {y.shape}")
-    return y.astype(np.int64)
+def _to_labels(y, n, what):
+    """Labels of shape (n,) holding whole numbers (an integer dtype, or floats without fractions or NaN).
+
+    The values are left as they are: `_class_count` checks their range before they become int64.
+    """
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.shape != (n,):
+        raise SwtfError(f"{what} labels must have shape ({n},), one per image, got {y.shape}")
+    if y.dtype.kind not in "iuf":
+        raise SwtfError(f"{what} labels must be integer class indices, got dtype {y.dtype}")
+    if y.dtype.kind == "f":
+        not_whole = ~np.isfinite(y) | (y != np.round(y))
+        if not_whole.any():
+            index = int(np.argmax(not_whole))
+            raise SwtfError(f"{what} label {y[index].item()} at index {index} is not a whole number; "
+                            f"labels are class indices 0..K-1")
+    return y
+
+
+def _first_outside(y, num_classes):
+    """Index of the first label outside 0..num_classes-1, or None."""
+    outside = (y < 0) | (y >= num_classes)
+    return int(np.argmax(outside)) if outside.any() else None
+
+
+def _class_count(y_train, y_test, known_classes, source):
+    """The class count K, after checking every label is in 0..K-1 and every test class has training examples.
+
+    A known data set's K is its number of classes; an npz file's K is its number of distinct training
+    labels, which must therefore be exactly 0..K-1 (a gap or a stray label would add empty classes).
+    """
+    if known_classes is None:
+        present = np.unique(y_train[y_train >= 0])
+        numbered = present == np.arange(len(present))
+        num_classes = len(present) if numbered.all() else int(np.argmin(numbered))
+        index = _first_outside(y_train, num_classes)
+        if index is not None:
+            span = f"0..{num_classes - 1}" if num_classes else "0..K-1"
+            raise SwtfError(f"{source}: train label {y_train[index].item()} at index {index} is outside {span} "
+                            f"(no training example has label {num_classes}); number the classes 0..K-1 "
+                            f"with every class present in training")
+    else:
+        num_classes = known_classes
+        for split, y in (("train", y_train), ("test", y_test)):
+            index = _first_outside(y, num_classes)
+            if index is not None:
+                raise SwtfError(f"{source}: {split} label {y[index].item()} at index {index} is outside "
+                                f"0..{num_classes - 1}, the data set's {num_classes} classes; correct the labels")
+    absent = ~np.isin(y_test, y_train)
+    if absent.any():
+        index = int(np.argmax(absent))
+        raise SwtfError(f"{source}: test label {y_test[index].item()} at index {index} has no training example; "
+                        f"add training examples of that class or drop it from the test split")
+    return num_classes
 
 
 def _load_digits():
@@ -85,44 +156,83 @@ def _load_digits():
                             stratify=digits.target, random_state=DIGITS_SPLIT_SEED)
 
 
-def _load_npz(path):
+def read_npz(path, keys):
+    """The arrays `keys` of the .npz file at `path`, in that order; anything unreadable is one line."""
+    source = f"npz:{path}"
+    if os.path.isdir(path):
+        raise SwtfError(f"{source} is a directory; pass an .npz file with keys {', '.join(keys)}")
     if not os.path.isfile(path):
-        raise SwtfError(f"data file {path} not found; pass an existing .npz with keys {', '.join(NPZ_KEYS)}")
+        raise SwtfError(f"{source} not found; pass an existing .npz file with keys {', '.join(keys)}")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            missing = [k for k in NPZ_KEYS if k not in archive.files]
-            if missing:
-                raise SwtfError(f"{path} lacks keys {', '.join(missing)}; it needs {', '.join(NPZ_KEYS)}")
-            return tuple(archive[k] for k in ("x_train", "x_test", "y_train", "y_test"))
-    except (ValueError, OSError) as err:
-        raise SwtfError(f"{path} is not a readable .npz archive ({err}); re-create it with np.savez") from None
+        archive = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+        raise SwtfError(f"{source} is not a readable .npz archive ({_first_line(err)}); "
+                        f"re-create it with np.savez") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise SwtfError(f"{source} is not a readable .npz archive (it holds one .npy array); "
+                        f"save {', '.join(keys)} together with np.savez")
+    with archive:
+        missing = [k for k in keys if k not in archive.files]
+        if missing:
+            raise SwtfError(f"{source} lacks keys {', '.join(missing)}; it needs {', '.join(keys)}")
+        return tuple(_read_npz_array(archive, key, source) for key in keys)
+
+
+def _load_npz(path):
+    """(x_train, x_test, y_train, y_test) of a data set's .npz file."""
+    x_train, y_train, x_test, y_test = read_npz(path, NPZ_KEYS)
+    return x_train, x_test, y_train, y_test
+
+
+def _read_npz_array(archive, key, source):
+    """One array of an open .npz; object arrays (which need pickle, i.e. running code) are refused."""
+    try:
+        return archive[key]
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+        raise SwtfError(f"{source}: array {key} is unreadable ({_first_line(err)}); "
+                        f"store plain numeric arrays with np.savez") from None
 
 
 def _load_tfds(name, data_dir):
-    import tensorflow_datasets as tfds
-
+    """Both splits through tensorflow-datasets, which may download; a missing module or download is one line."""
     try:
+        import tensorflow_datasets as tfds
+
         splits = tfds.load(TFDS_NAMES[name], split=["train", "test"], data_dir=data_dir, as_supervised=True)
+        arrays = []
+        for split in splits:
+            chunks = list(tfds.as_numpy(split.batch(4096)))
+            arrays.append((np.concatenate([x for x, _ in chunks]), np.concatenate([y for _, y in chunks])))
+    except ImportError as err:  # tfds imports some of its dependencies only when it builds a data set
+        module = (err.name or "tensorflow_datasets").split(".")[0]
+        raise SwtfError(f"loading {name} through tensorflow-datasets needs the missing Python module {module}; "
+                        f"run `pip install {module}` or pass --data_dir with a {name}.npz copy") from None
     except Exception as err:  # tfds raises many types (network, checksum, missing files)
-        raise SwtfError(f"could not load {name} through tensorflow-datasets ({type(err).__name__}); "
+        raise SwtfError(f"could not load {name} through tensorflow-datasets ({_first_line(err)}); "
                         f"check the network or pass --data_dir with a prepared copy or {name}.npz") from None
-    arrays = []
-    for split in splits:
-        chunks = list(tfds.as_numpy(split.batch(4096)))
-        arrays.append((np.concatenate([x for x, _ in chunks]), np.concatenate([y for _, y in chunks])))
     (x_train, y_train), (x_test, y_test) = arrays
     return x_train, x_test, y_train, y_test
 
 
-def _stratified_subset(x, y, limit, seed):
-    if limit is None or limit >= len(y):
-        return x, y
-    x_keep, _, y_keep, _ = train_test_split(x, y, train_size=limit, stratify=y, random_state=seed)
-    return x_keep, y_keep
+def _stratified_split(x, y, seed, source, purpose, fix, **size):
+    """scikit-learn's stratified train_test_split; its refusals (too few examples per class or part) as one line."""
+    try:
+        return train_test_split(x, y, stratify=y, random_state=seed, **size)
+    except ValueError as err:
+        counts = np.bincount(y)
+        single = np.flatnonzero(counts == 1)
+        if single.size:
+            raise SwtfError(f"{source}: class {single[0]} has only one training example, too few to {purpose}; "
+                            f"give every class at least two training examples") from None
+        raise SwtfError(f"{source}: cannot {purpose} from {len(y)} training examples of {len(counts)} classes "
+                        f"({_first_line(err)}); {fix}") from None
 
 
 def load_dataset(name, data_dir=None, val_fraction=0.1, seed=0, train_limit=None, test_limit=None):
-    """Loads data set `name` and splits a stratified validation set off its training set.
+    """Loads data set `name`, validates it, and splits a stratified validation set off its training set.
+
+    Every label must be a class index 0..K-1 (K from the data set, or an npz file's distinct training
+    labels) and every test class must have training examples; bad data is a one-line `SwtfError`.
 
     Args:
       name: "digits" (scikit-learn's bundled 8x8 digits, no download), "mnist", "fashion_mnist", "cifar10",
@@ -138,37 +248,41 @@ def load_dataset(name, data_dir=None, val_fraction=0.1, seed=0, train_limit=None
         raise SwtfError(f"val_fraction must be in (0, 1), got {val_fraction}")
     if name == "digits":
         x_train, x_test, y_train, y_test = _load_digits()
-        label = "digits"
+        label, source = "digits", "digits"
     elif name.startswith("npz:"):
-        x_train, x_test, y_train, y_test = _load_npz(os.path.expanduser(name[4:]))
-        label = os.path.splitext(os.path.basename(name[4:]))[0]
+        path = os.path.expanduser(name[4:])
+        x_train, x_test, y_train, y_test = _load_npz(path)
+        label, source = os.path.splitext(os.path.basename(path))[0], f"npz:{path}"
     elif name in TFDS_NAMES:
         local_copy = os.path.join(data_dir, f"{name}.npz") if data_dir else None
         if local_copy and os.path.isfile(local_copy):
             x_train, x_test, y_train, y_test = _load_npz(local_copy)
+            source = f"npz:{local_copy}"
         else:
             x_train, x_test, y_train, y_test = _load_tfds(name, data_dir)
+            source = name
         label = name
     else:
         raise SwtfError(f"unknown data set {name!r}; choose one of {', '.join(DATASET_NAMES)}")
 
-    x_train, x_test = _to_unit_images(x_train, f"{name} train"), _to_unit_images(x_test, f"{name} test")
-    y_train, y_test = _to_labels(y_train, len(x_train), f"{name} train"), _to_labels(y_test, len(x_test),
-                                                                                       f"{name} test")
+    x_train, x_test = to_unit_images(x_train, f"{source}: train"), to_unit_images(x_test, f"{source}: test")
+    y_train = _to_labels(y_train, len(x_train), f"{source}: train")
+    y_test = _to_labels(y_test, len(x_test), f"{source}: test")
     if x_train.shape[1:] != x_test.shape[1:]:
-        raise SwtfError(f"{name}: train images {x_train.shape[1:]} and test images {x_test.shape[1:]} differ")
-    num_classes = int(max(y_train.max(), y_test.max())) + 1
-    class_names = CLASS_NAMES.get(label, [str(c) for c in range(num_classes)])
-    if num_classes > len(class_names):
-        raise SwtfError(f"{name}: labels go up to {num_classes - 1} but the data set has {len(class_names)} classes")
+        raise SwtfError(f"{source}: train images {x_train.shape[1:]} and test images {x_test.shape[1:]} differ")
+    known_names = CLASS_NAMES.get(label)
+    num_classes = _class_count(y_train, y_test, len(known_names) if known_names else None, source)
+    class_names = known_names or [str(c) for c in range(num_classes)]
+    y_train, y_test = y_train.astype(np.int64), y_test.astype(np.int64)
 
-    x_train, y_train = _stratified_subset(x_train, y_train, train_limit, seed)
+    if train_limit is not None and train_limit < len(y_train):
+        x_train, _, y_train, _ = _stratified_split(
+            x_train, y_train, seed, source, f"keep a stratified subset of {train_limit} (--train_limit)",
+            f"use a --train_limit that keeps and leaves out at least {num_classes}, or none", train_size=train_limit)
     if test_limit is not None:
         x_test, y_test = x_test[:test_limit], y_test[:test_limit]
-    try:
-        x_train, x_val, y_train, y_val = train_test_split(x_train, y_train, test_size=val_fraction,
-                                                          stratify=y_train, random_state=seed)
-    except ValueError as err:
-        raise SwtfError(f"{name}: cannot split a stratified validation set from {len(y_train)} training examples "
-                        f"({err}); use more data or a larger --val_fraction") from None
+    x_train, x_val, y_train, y_val = _stratified_split(
+        x_train, y_train, seed, source, "split a stratified validation set",
+        "use more data or change --val_fraction so both parts get an example of every class",
+        test_size=val_fraction)
     return Dataset(label, x_train, y_train, x_val, y_val, x_test, y_test, tuple(class_names))

@@ -1,6 +1,7 @@
 """Data loading: ranges, shapes, stratified seeded validation splits, npz copies, mocked tfds, bad input."""
 
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -68,17 +69,148 @@ def test_bad_names_and_missing_files_raise_one_line_errors(name, fragment):
     assert "\n" not in str(err.value)
 
 
-def test_corrupt_and_incomplete_npz_files_are_refused(tmp_path):
-    corrupt = tmp_path / "corrupt.npz"
-    corrupt.write_bytes(b"not a zip archive")
-    with pytest.raises(SwtfError, match="not a readable"):
-        data.load_dataset(f"npz:{corrupt}")
+TRAIN, TEST, CLASSES = 200, 40, 10
+
+
+def write_npz(path, **arrays):
+    """A valid npz of 5x5 uint8 images with labels cycling 0..9, with `arrays` replacing any of its keys."""
+    rng = np.random.default_rng(0)
+    contents = dict(x_train=rng.integers(0, 256, (TRAIN, 5, 5), dtype=np.uint8), y_train=np.arange(TRAIN) % CLASSES,
+                    x_test=rng.integers(0, 256, (TEST, 5, 5), dtype=np.uint8), y_test=np.arange(TEST) % CLASSES)
+    contents.update(arrays)
+    np.savez(path, **contents)
+    return path
+
+
+def with_label(split_size, index, value):
+    """Labels cycling 0..9 with `value` planted at `index`."""
+    labels = (np.arange(split_size) % CLASSES).astype(np.asarray(value).dtype)
+    labels[index] = value
+    return labels
+
+
+def load_error(path, **kwargs):
+    """The one-line SwtfError that loading npz `path` raises; it names the file."""
+    with pytest.raises(SwtfError) as err:
+        data.load_dataset(f"npz:{path}", **kwargs)
+    message = str(err.value)
+    assert "\n" not in message and f"npz:{path}" in message, message
+    return message
+
+
+@pytest.mark.parametrize("arrays,fragment", [
+    (dict(y_train=with_label(TRAIN, 17, 100000)), "train label 100000 at index 17 is outside 0..9"),
+    (dict(y_train=np.where(np.arange(TRAIN) % 50 == 7, 5000, np.arange(TRAIN) % CLASSES)),
+     "train label 5000 at index 7 is outside 0..9"),
+    (dict(y_train=with_label(TRAIN, 3, -1)), "train label -1 at index 3 is outside 0..9"),
+    (dict(y_train=np.where(np.arange(TRAIN) % CLASSES == 2, 3, np.arange(TRAIN) % CLASSES)),
+     "train label 3 at index 2 is outside 0..1 (no training example has label 2)"),
+    (dict(y_train=np.arange(TRAIN) % CLASSES + 1), "train label 1 at index 0 is outside 0..K-1"),
+    (dict(y_test=with_label(TEST, 5, CLASSES)), "test label 10 at index 5 has no training example"),
+    (dict(y_train=with_label(TRAIN, 3, 2.5)), "train label 2.5 at index 3 is not a whole number"),
+    (dict(y_test=with_label(TEST, 4, np.nan)), "test label nan at index 4 is not a whole number"),
+    (dict(y_train=np.array(["cat"] * TRAIN)), "train labels must be integer class indices, got dtype <U3"),
+    (dict(y_train=np.zeros((TRAIN // 2, 2), np.int64)), f"train labels must have shape ({TRAIN},)"),
+])
+def test_bad_npz_labels_name_the_value_split_and_index(tmp_path, arrays, fragment):
+    assert fragment in load_error(write_npz(tmp_path / "toy.npz", **arrays))
+
+
+def test_known_data_sets_check_labels_against_their_class_count(tmp_path):
+    path = write_npz(tmp_path / "mnist.npz", y_test=with_label(TEST, 6, CLASSES))
+    assert "test label 10 at index 6 is outside 0..9, the data set's 10 classes" in load_error(path)
+
+
+def test_npz_class_count_is_the_distinct_training_labels_in_any_whole_number_form(tmp_path):
+    labels = np.arange(TRAIN) % 4
+    path = write_npz(tmp_path / "toy.npz", y_train=labels.astype(np.float32)[:, None], y_test=np.arange(TEST) % 4)
+    d = data.load_dataset(f"npz:{path}", seed=0)
+    assert d.num_classes == 4 and d.y_train.dtype == np.int64
+    assert sorted(np.concatenate([d.y_train, d.y_val]).tolist()) == sorted(labels.tolist())
+
+
+def test_missing_modules_are_named_with_their_install_command(monkeypatch):
+    def load_needing_importlib_resources(*args, **kwargs):
+        raise ModuleNotFoundError("No module named 'importlib_resources'", name="importlib_resources")
+
+    monkeypatch.setattr(tfds, "load", load_needing_importlib_resources)
+    with pytest.raises(SwtfError) as err:
+        data.load_dataset("mnist")
+    assert "pip install importlib_resources" in str(err.value) and "network" not in str(err.value)
+
+    monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)  # `import tensorflow_datasets` now fails
+    with pytest.raises(SwtfError, match="pip install tensorflow_datasets"):
+        data.load_dataset("cifar10")
+
+
+def test_failed_downloads_still_point_at_the_network(monkeypatch):
+    def unreachable(*args, **kwargs):
+        raise ConnectionError("connection refused")
+
+    monkeypatch.setattr(tfds, "load", unreachable)
+    with pytest.raises(SwtfError, match=r"ConnectionError: connection refused.*check the network"):
+        data.load_dataset("svhn")
+
+
+def garbage_files(tmp_path):
+    """Files named npz that are no usable archive, with what the error should say about each."""
+    write_npz(tmp_path / "good.npz")
+    (tmp_path / "truncated.npz").write_bytes((tmp_path / "good.npz").read_bytes()[:200])
+    (tmp_path / "text.npz").write_bytes(b"not a zip archive")
+    (tmp_path / "empty_file.npz").write_bytes(b"")
+    np.save(tmp_path / "single.npy", np.zeros(3))
+    (tmp_path / "folder.npz").mkdir()
+    write_npz(tmp_path / "objects.npz", x_train=np.array([1, "a", None], dtype=object))
+    return [("truncated.npz", "not a readable .npz archive (BadZipFile"),
+            ("text.npz", "not a readable .npz archive (ValueError"),
+            ("empty_file.npz", "not a readable .npz archive (EOFError"),
+            ("single.npy", "holds one .npy array"),
+            ("folder.npz", "is a directory"),
+            ("objects.npz", "array x_train is unreadable (ValueError: Object arrays"),
+            ("absent.npz", "not found")]
+
+
+def test_garbage_npz_files_are_one_line_errors(tmp_path):
+    for name, fragment in garbage_files(tmp_path):
+        assert fragment in load_error(tmp_path / name), name
+
+
+@pytest.mark.parametrize("arrays,fragment", [
+    (dict(x_train=np.zeros((0, 5, 5), np.uint8), y_train=np.zeros(0, np.int64)), "train images are empty"),
+    (dict(x_test=np.zeros((0, 5, 5), np.float32), y_test=np.zeros(0, np.int64)), "test images are empty"),
+    (dict(x_train=np.zeros((TRAIN, 25), np.uint8)), "train images must be (N, H, W) or (N, H, W, C)"),
+    (dict(x_test=np.full((TEST, 5, 5), "a")), "test images must be numbers"),
+    (dict(x_train=np.where(np.arange(TRAIN)[:, None, None] == 4, np.nan, np.zeros((TRAIN, 5, 5)))),
+     "train image 4 holds nan"),
+    (dict(x_test=np.where(np.arange(TEST)[:, None, None] == 9, 3.0, np.zeros((TEST, 5, 5)))),
+     "test image 9 holds 3.0, but images that are not uint8 must be finite and in [0, 1]"),
+])
+def test_empty_and_bad_images_are_one_line_errors(tmp_path, arrays, fragment):
+    assert fragment in load_error(write_npz(tmp_path / "toy.npz", **arrays))
+
+
+def test_incomplete_npz_files_name_the_missing_keys(tmp_path):
     incomplete = tmp_path / "incomplete.npz"
     np.savez(incomplete, x_train=np.zeros((4, 2, 2), np.uint8))
-    with pytest.raises(SwtfError, match="lacks keys"):
-        data.load_dataset(f"npz:{incomplete}")
-    out_of_range = tmp_path / "range.npz"
-    np.savez(out_of_range, x_train=np.full((10, 2, 2), 3.0), y_train=np.arange(10) % 2,
-             x_test=np.zeros((2, 2, 2)), y_test=np.arange(2))
-    with pytest.raises(SwtfError, match=r"in \[0, 1\]"):
-        data.load_dataset(f"npz:{out_of_range}")
+    assert "lacks keys y_train, x_test, y_test" in load_error(incomplete)
+
+
+def test_too_few_examples_to_stratify_are_one_line_errors(tmp_path):
+    lone = write_npz(tmp_path / "lone.npz", y_train=with_label(TRAIN, 3, CLASSES))
+    assert "class 10 has only one training example" in load_error(lone)
+    assert "--train_limit" in load_error(write_npz(tmp_path / "toy.npz"), train_limit=CLASSES - 1)
+
+
+def test_transfer_data_files_are_read_with_the_same_checks(tmp_path):
+    """--transfer_data=npz:PATH goes through `data.read_npz`: a garbage file or a missing key is one line."""
+    from swtf.distill import transfer
+
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(b"PK\x03\x04 not really a zip")
+    for path, fragment in ((garbage, "not a readable .npz archive"), (tmp_path / "none.npz", "not found")):
+        with pytest.raises(SwtfError, match=fragment) as err:
+            transfer.load_transfer_images(("npz", str(path)), None, None, 0)
+        assert "\n" not in str(err.value)
+    np.savez(tmp_path / "labels_only.npz", y_train=np.arange(3))
+    with pytest.raises(SwtfError, match="lacks keys x_train"):
+        transfer.load_transfer_images(("npz", str(tmp_path / "labels_only.npz")), None, None, 0)

@@ -8,9 +8,7 @@ carry the label `losses.UNLABELLED`.
 
 import os
 
-import numpy as np
-
-from swtf.data import _to_unit_images
+from swtf.data import read_npz, to_unit_images
 from swtf.distill.augment import augmented_copies
 from swtf.errors import SwtfError
 
@@ -36,12 +34,5 @@ def load_transfer_images(source, data, augmentation, seed):
     kind, value = source
     if kind == "augment":
         return augmented_copies(data.x_train, value, augmentation, seed)
-    if not os.path.isfile(value):
-        raise SwtfError(f"transfer data file {value} not found; pass an existing .npz with an x_train array")
-    try:
-        with np.load(value, allow_pickle=False) as archive:
-            if "x_train" not in archive.files:
-                raise SwtfError(f"{value} has no x_train array; store the transfer images under x_train")
-            return _to_unit_images(archive["x_train"], f"transfer data {value}")
-    except (ValueError, OSError) as err:
-        raise SwtfError(f"{value} is not a readable .npz archive ({err}); re-create it with np.savez") from None
+    (images,) = read_npz(value, ("x_train",))
+    return to_unit_images(images, f"transfer data npz:{value}")
