@@ -39,6 +39,6 @@ def load_model(path):
         model = keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as err:  # Keras raises many types for bad archives
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise SwtfError(f"cannot load {path}: {first_line[:200]}") from None
+        raise SwtfError(f"cannot load {path}: {first_line[:200]}; retrain it or restore the file") from None
     check_finite_weights(model, path)
     return model

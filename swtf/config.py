@@ -5,6 +5,7 @@ The flags themselves are defined in `swtf.cli_flags`; each mode module validates
 
 import dataclasses
 import json
+import math
 import os
 import re
 
@@ -54,6 +55,18 @@ def parse_numbers(values, flag, kind=float):
     if not numbers:
         raise SwtfError(f"--{flag} needs at least one value")
     return numbers
+
+
+def check_radius(value, flag, norm="linf", zero_ok=False):
+    """`value` as a float if it is a perturbation radius that makes sense in pixel units: an L-inf ball of
+    radius 1 around a [0, 1] image already covers the whole box (so 1e9 is a typo), an L2 radius is finite."""
+    value = float(value)
+    low = "[0" if zero_ok else "(0"
+    high = "1] (L-inf over the [0, 1] input box)" if norm == "linf" else "inf) (L2)"
+    inside = (value >= 0 if zero_ok else value > 0) and math.isfinite(value) and (norm != "linf" or value <= 1)
+    if not inside:
+        raise SwtfError(f"--{flag} must be a finite radius in {low}, {high}, got {value:g}")
+    return value
 
 
 def parse_hparams(text, flag="hparams"):

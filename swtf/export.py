@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from swtf.errors import SwtfError
+from swtf.models import example_shape
 
 SIGNATURE = "serving_default"
 INPUT_NAME = "images"
@@ -27,8 +28,20 @@ class _Serving(tf.Module):
         return {OUTPUT_NAME: self.model(images, training=False)}
 
 
-def export_saved_model(model, path, input_shape):
-    """Writes `model` as a SavedModel at `path` (replaced atomically) with signature `serving_default`."""
+def export_saved_model(model, path, input_shape=None):
+    """Writes `model` as a SavedModel at `path` (replaced atomically) with signature `serving_default`.
+
+    `input_shape`: one input's shape without the batch axis, e.g. (28, 28, 1); needed only when the model
+    does not know it (a subclassed model that is not a swtf `LayerStack`).
+    """
+    known = example_shape(model)
+    if input_shape is None and known is None:
+        raise SwtfError(f"model {model.name!r} does not say what input shape it takes; pass input_shape, "
+                        f"e.g. input_shape=(28, 28, 1)")
+    if input_shape is not None and known is not None and tuple(input_shape) != known:
+        raise SwtfError(f"input_shape {tuple(input_shape)} differs from the model's input shape {known}; "
+                        f"leave input_shape out")
+    input_shape = known or tuple(input_shape)
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(dir=parent, prefix=".tmp-export-")

@@ -1,9 +1,31 @@
-"""`python -m swtf.main` / `swtf`: parses flags, validates them into a `Config`, runs the mode.
+"""Usage: swtf [--mode=MODE] [--flag=value ...] [--flagfile=FILE]   (or: python -m swtf.main ...)
 
-No logic lives here. Bad input of any kind ends with one line on stderr and exit code 2.
+Distils deep Keras teachers into shallow students, prunes, attacks and certifies them. Every artifact of
+a run goes to --run_dir (default runs/<dataset>); --dataset picks the data (default: embedded digits).
+
+Modes:
+  study     (default) the whole study: teacher, robust teacher, distilled students, pruning, attacks,
+            certification, report; finished stages are cached and a rerun resumes
+  train     trains --model (a zoo architecture, --hparams as JSON) and saves it into the run
+  distill   trains students from the run's teacher; --temperatures ranges T, --sweep runs a factors study
+  search    keras-tuner search over student architectures with the distillation loss
+  prune     L1 filter pruning of a student, one-shot or on a schedule, fine-tuned by distillation
+  attack    accuracy under PGD/APGD/FGSM/BIM/MIM over an eps grid for every model of the run
+  certify   certified radii (IBP, CROWN, CROWN-IBP, alpha-CROWN) and certified accuracy at --eps
+  report    the HTML + Markdown report, plots and metrics.json from a run's artifacts
+  export    a trained model as a SavedModel (signature serving_default: images -> logits) or ONNX
+  verify    decides VNN-LIB properties of ONNX networks, VNN-COMP style
+
+Examples:
+  swtf                                                  the digits study
+  swtf --mode=train --model=convex_cnn --epochs=20 --run_dir=runs/try
+  swtf --mode=certify --run_dir=runs/try --eps=0.05 --method=crown --num_points=200
+  swtf --mode=export --run_dir=runs/try --export_model=teacher
+
+Long steps show a progress bar on a terminal and one line per step otherwise; --quiet silences them.
+Bad input ends with one line on stderr and exit code 2.
 """
 
-import contextlib
 import dataclasses
 import os
 import sys
@@ -17,28 +39,12 @@ FLAGS = flags.FLAGS
 EXIT_BAD_INPUT = 2
 
 
-@contextlib.contextmanager
-def _native_stderr_silenced():
-    """TensorFlow's C++ start-up lines (CPU features, no CUDA driver) ignore TF_CPP_MIN_LOG_LEVEL: hide them."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with open(os.devnull, "w") as devnull:
-        os.dup2(devnull.fileno(), 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def import_tensorflow():
-    """Loads TensorFlow (several seconds) with its C++ start-up lines hidden; only after flags were checked."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with _native_stderr_silenced():
-        import tensorflow as tf
+    """Loads TensorFlow (several seconds; its C++ start-up lines hidden by `swtf`'s import hook) only after the
+    flags were checked."""
+    import tensorflow as tf
 
-        tf.config.list_physical_devices()
-        tf.get_logger().setLevel("ERROR")
+    tf.get_logger().setLevel("ERROR")
 
 
 def fail(message):
@@ -84,10 +90,13 @@ def main(argv):
         module = modes.module_for(config.mode, modes.import_available())
         if hasattr(module, "options_from_flags"):
             config = dataclasses.replace(config, options=module.options_from_flags(FLAGS))
+        modes.check_run_exists(config)
         save_effective_flags(config)
         module.run(config)
     except SwtfError as err:
         fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
+    except OSError as err:  # a write outside swtf.io (a library's log or cache file): still one line
+        fail(io.os_error_message(err, action="access"))
     except KeyboardInterrupt:
         print("swtf: interrupted; finished stages are kept and a rerun resumes", file=sys.stderr)
         sys.exit(130)

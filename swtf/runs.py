@@ -12,6 +12,8 @@ from swtf import checkpoints, io
 from swtf.errors import SwtfError
 from swtf.models import count_params
 
+RECORD_KEYS = ("architecture", "params", "metrics")
+
 
 def model_path(run_dir, name):
     return os.path.join(run_dir, "models", f"{name}.keras")
@@ -22,9 +24,7 @@ def record_path(run_dir, name):
 
 
 def plots_dir(run_dir):
-    path = os.path.join(run_dir, "plots")
-    os.makedirs(path, exist_ok=True)
-    return path
+    return io.make_dirs(os.path.join(run_dir, "plots"))
 
 
 def logs_dir(run_dir, stage):
@@ -50,12 +50,23 @@ def load_trained(run_dir, name):
     if not os.path.isfile(record_path(run_dir, name)):
         known = ", ".join(list_trained(run_dir)) or "none"
         raise SwtfError(f"run {run_dir} has no trained model {name!r} (it has: {known}); train it first")
-    return checkpoints.load_model(model_path(run_dir, name)), io.read_json(record_path(run_dir, name))
+    return checkpoints.load_model(model_path(run_dir, name)), read_record(run_dir, name)
+
+
+def read_record(run_dir, name):
+    """The record of model `name`; a file that is not a complete record is a one-line error naming it."""
+    path = record_path(run_dir, name)
+    record = io.read_json(path)
+    if not (isinstance(record, dict) and all(key in record for key in RECORD_KEYS)
+            and isinstance(record["metrics"], dict)):
+        raise SwtfError(f"{path} is not a complete model record (it needs {', '.join(RECORD_KEYS)}); retrain "
+                        f"{name!r} or restore the file")
+    return record
 
 
 def list_trained(run_dir):
     folder = os.path.join(run_dir, "models")
     if not os.path.isdir(folder):
         return []
-    return sorted(f[:-5] for f in os.listdir(folder)
-                  if f.endswith(".json") and os.path.isfile(os.path.join(folder, f[:-5] + ".keras")))
+    return sorted(f[:-5] for f in os.listdir(folder) if f.endswith(".json") and not io.is_temporary(f)
+                  and os.path.isfile(os.path.join(folder, f[:-5] + ".keras")))

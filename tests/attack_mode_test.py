@@ -96,7 +96,7 @@ def test_deterministic_attack_runs_once_in_l2(run_dir, points):
 
 
 @pytest.mark.parametrize("args,fragment", [
-    (["--attack_eps=0,-0.1"], "--attack_eps radii must be"),
+    (["--attack_eps=0,-0.1"], "--attack_eps must be a finite radius in [0, 1]"),
     (["--attack_backend=cleverhans", "--attack=mim"], "runs only --attack=pgd"),
     (["--attack_models=teacher,nosuch"], "no trained model 'nosuch'"),
 ])

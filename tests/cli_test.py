@@ -28,7 +28,7 @@ def test_helpfull_lists_the_common_flags():
     (["--mode=train", "--dataset=npz:/no/such/data.npz"], "not found"),
     (["--mode=train", "--hparams={width: 3"], "--hparams must be a JSON object"),
     (["--mode=train", "--learning_rate=-0.1"], "learning_rate"),
-    (["--mode=export", "--run_dir=/nonexistent/run"], "has no trained model 'teacher'"),
+    (["--mode=export", "--run_dir=/nonexistent/swtf-missing-run"], "/nonexistent/swtf-missing-run does not exist"),
     (["--mode=train", "stray_argument"], "unexpected arguments"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(args, fragment):

@@ -27,7 +27,7 @@ def make_stages(calls, fail_at=None):
 
 
 def config(tmp_path, x=1, y=1):
-    return types.SimpleNamespace(run_dir=str(tmp_path), x=x, y=y)
+    return types.SimpleNamespace(run_dir=str(tmp_path), quiet=True, x=x, y=y)
 
 
 def test_rerun_skips_finished_stages(tmp_path):

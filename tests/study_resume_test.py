@@ -1,5 +1,5 @@
-"""The whole study through the CLI: a run killed mid-stage resumes and ends with the same metrics as an
-uninterrupted run with the same seed; a rerun is served from the cache."""
+"""The whole study through the CLI: a run killed mid-stage leaves only complete artifacts, resumes and ends
+with the same metrics as an uninterrupted run with the same seed; a rerun is served from the cache."""
 
 import json
 import os
@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+from swtf import checkpoints, io
 from swtf.modes import study as study_mode
 from tests.cli_helpers import REPO, swtf_cli
 
@@ -31,6 +32,17 @@ def _metrics(run_dir):
         return _stable(json.load(f))
 
 
+def assert_only_complete_artifacts(run_dir):
+    """Every JSON artifact parses and every model loads; the only unfinished files are atomic-writer
+    temporaries, which no reader mistakes for artifacts."""
+    for root, _, names in os.walk(run_dir):
+        for name in names:
+            if name.endswith(".json") and not io.is_temporary(name):
+                io.read_json(os.path.join(root, name))
+            if name.endswith(".keras") and not io.is_temporary(name):
+                checkpoints.load_model(os.path.join(root, name))
+
+
 def test_killed_study_resumes_to_the_same_metrics_and_reruns_from_cache(tmp_path):
     reference = str(tmp_path / "reference")
     result = swtf_cli(*SMALL_STUDY, f"--run_dir={reference}")
@@ -48,6 +60,10 @@ def test_killed_study_resumes_to_the_same_metrics_and_reruns_from_cache(tmp_path
     process.wait()
     stages = os.listdir(os.path.join(interrupted, "stages"))
     assert "teacher.json" in stages and "students.json" not in stages
+    assert_only_complete_artifacts(interrupted)
+    for half_written in ("stages/.tmp-killed.json", "models/.tmp-killed.json", "models/.tmp-killed.keras"):
+        with open(os.path.join(interrupted, half_written), "w") as f:  # as a kill mid-write leaves them
+            f.write('{"stage": "stud')
 
     resumed = swtf_cli(*SMALL_STUDY, f"--run_dir={interrupted}")
     assert resumed.returncode == 0, resumed.stderr

@@ -65,7 +65,7 @@ def _check_curve_arguments(attack, backend, eps_grid, seeds, attack_kwargs):
     return eps_grid, seeds
 
 
-def point_outcomes(model, x, y, eps_grid, *, attack="pgd", seeds=(0,), backend="swtf", first_index=0,
+def point_outcomes(model, x, y, eps_grid, *, attack="pgd", seeds=(0,), backend="swtf", first_index=0, progress=None,
                    **attack_kwargs):
     """Per point, whether the model still classifies it correctly under `attack`, at every eps and seed.
 
@@ -92,8 +92,12 @@ def point_outcomes(model, x, y, eps_grid, *, attack="pgd", seeds=(0,), backend="
         x_adv = ATTACKS[attack](model, x, y, eps, **seeded, **shard, **attack_kwargs)
         return ~is_adversarial(model, x_adv, y, batch_size=batch_size)
 
-    return {"eps": eps_grid, "seeds": seeds,
-            "correct": [[[bool(c) for c in correct(eps, s)] for s in seeds] for eps in eps_grid]}
+    per_eps = []
+    for eps in eps_grid:
+        per_eps.append([[bool(c) for c in correct(eps, s)] for s in seeds])
+        if progress is not None:
+            progress(eps, float(np.mean(per_eps[-1])) if len(y) else float("nan"))
+    return {"eps": eps_grid, "seeds": seeds, "correct": per_eps}
 
 
 def curve_from_outcomes(outcomes, *, attack, backend, settings):
@@ -118,7 +122,8 @@ def concatenate_outcomes(parts):
                         for e in range(len(first["eps"]))]}
 
 
-def robustness_curve(model, x, y, eps_grid, *, attack="pgd", seeds=(0,), backend="swtf", **attack_kwargs):
+def robustness_curve(model, x, y, eps_grid, *, attack="pgd", seeds=(0,), backend="swtf", progress=None,
+                     **attack_kwargs):
     """Accuracy under `attack` at every eps of `eps_grid` and every seed, on exactly the points `x`, `y`.
 
     Args:
@@ -128,19 +133,28 @@ def robustness_curve(model, x, y, eps_grid, *, attack="pgd", seeds=(0,), backend
       attack: a name in `swtf.attack.ATTACKS`.
       seeds: seeds of the random starts, one run each. Deterministic attacks (fgsm, bim, mim) take one seed.
       backend: "swtf" or "cleverhans" (pgd only: untargeted, cross-entropy, restarts=1, step_size <= eps).
+      progress: optional `progress(eps, accuracy)`, called as each radius is done (accuracy over seeds).
       **attack_kwargs: passed to the attack (norm, steps, restarts, step_size, batch_size, ...).
 
     Returns:
       {"attack", "backend", "settings": attack_kwargs, "points": N, "eps": [..], "seeds": [..],
        "accuracy": [[accuracy for each seed] for each eps], "correct": per point, as in `point_outcomes`}.
     """
-    outcomes = point_outcomes(model, x, y, eps_grid, attack=attack, seeds=seeds, backend=backend, **attack_kwargs)
+    outcomes = point_outcomes(model, x, y, eps_grid, attack=attack, seeds=seeds, backend=backend, progress=progress,
+                              **attack_kwargs)
     return curve_from_outcomes(outcomes, attack=attack, backend=backend, settings=attack_kwargs)
 
 
-def robustness_curves(models, x, y, eps_grid, **kwargs):
-    """`robustness_curve` for each model of `{name: model}` on the same points; returns `{name: curve}`."""
-    return {name: robustness_curve(model, x, y, eps_grid, **kwargs) for name, model in models.items()}
+def robustness_curves(models, x, y, eps_grid, *, progress=None, **kwargs):
+    """`robustness_curve` for each model of `{name: model}` on the same points; returns `{name: curve}`.
+
+    `progress`: optional `progress(name, eps, accuracy)`, called as each model's radius is done.
+    """
+    def reporter(name):
+        return None if progress is None else lambda eps, accuracy: progress(name, eps, accuracy)
+
+    return {name: robustness_curve(model, x, y, eps_grid, progress=reporter(name), **kwargs)
+            for name, model in models.items()}
 
 
 def summary_rows(curves):

@@ -5,17 +5,7 @@ import math
 import numpy as np
 
 from swtf.errors import SwtfError
-
-
-def example_shape(model):
-    """Shape of one input the model expects (no batch axis), or None if the model does not say."""
-    shape = getattr(model, "input_shape_", None)
-    if shape is None:
-        try:
-            shape = model.input_shape[1:]
-        except (AttributeError, ValueError):
-            return None
-    return tuple(int(d) for d in shape)
+from swtf.models import example_shape
 
 
 def check_radius(name, value):

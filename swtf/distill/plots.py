@@ -1,20 +1,20 @@
 """Plots of the factors study (matplotlib, Agg backend): accuracy against size and against temperature."""
 
-import os
-
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib import ticker  # noqa: E402
 
+from swtf import io  # noqa: E402
+
 MARKERS = {"snn": "o", "scnn1": "s", "scnn2": "^", "shallow_cnn": "D"}
 
 
 def _save(fig, path):
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with io.atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
     return path
 

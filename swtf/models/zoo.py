@@ -170,3 +170,17 @@ def build(name, input_shape, num_classes, *, normalization=None, seed=None, **hp
 def count_params(model):
     """Number of parameters of any Keras model, trainable or not (fixed normalisation constants are not weights)."""
     return int(sum(np.prod(w.shape) for w in model.weights))
+
+
+def example_shape(model):
+    """Shape of one input the model expects (no batch axis), or None if the model does not say."""
+    shape = getattr(model, "input_shape_", None)
+    if shape is None:
+        try:
+            shape = model.input_shape[1:]
+        except (AttributeError, ValueError):  # a subclassed or unbuilt model
+            return None
+    try:
+        return tuple(int(d) for d in shape)
+    except TypeError:  # an unknown dimension (None), or several inputs
+        return None

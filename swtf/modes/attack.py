@@ -10,7 +10,6 @@ examples with cleverhans 4's PGD instead, scored the same way. Writes `<run_dir>
 """
 
 import dataclasses
-import math
 import os
 
 from swtf import cli_flags  # noqa: F401  (defines the flags this module reads)
@@ -69,8 +68,8 @@ def _check_backend(fv):
 def options_from_flags(fv):
     """Validates the attack flags (and the shared --attack_steps, --attack_restarts) into `Options`."""
     eps_grid = tuple(sorted(set(config_lib.parse_numbers(fv.attack_eps, "attack_eps", float))))
-    if not all(math.isfinite(eps) and eps >= 0 for eps in eps_grid):
-        raise SwtfError(f"--attack_eps radii must be finite and >= 0, got {','.join(fv.attack_eps)}")
+    for eps in eps_grid:
+        config_lib.check_radius(eps, "attack_eps", fv.attack_norm, zero_ok=True)
     seeds = config_lib.parse_numbers(fv.attack_seeds, "attack_seeds", int)
     if min(seeds) < 0 or len(set(seeds)) != len(seeds):
         raise SwtfError(f"--attack_seeds must be distinct integers >= 0, got {','.join(fv.attack_seeds)}")
@@ -146,16 +145,22 @@ def shard_points(num_points, batch_size, num_shards, index):
 
 def attack_shard(config, settings, targets, num_shards, index):
     """Per-point outcomes of every model of `targets` (re-loaded from their paths) on shard `index`'s points."""
+    from swtf import progress
+
     opts = config.options
     data = config.load_data()
     start, stop = shard_points(settings["points"], opts.batch_size, num_shards, index)
     x, y = data.x_test[start:stop], data.y_test[start:stop]
     empty = {"eps": list(opts.eps_grid), "seeds": list(opts.seeds),
              "correct": [[[] for _ in opts.seeds] for _ in opts.eps_grid]}
-    return {name: curves.point_outcomes(runs.load_trained(config.run_dir, name)[0], x, y, opts.eps_grid,
-                                        attack=opts.attack, seeds=opts.seeds, backend=opts.backend, first_index=start,
-                                        **attack_kwargs(opts)) if stop > start else empty
-            for name, _ in targets}
+    with progress.Progress("attack", len(targets) * len(opts.eps_grid), unit="radius", quiet=config.quiet) as bar:
+        def reporter(name):
+            return lambda eps, accuracy: bar.step(f"{name} eps {eps:g}", f"accuracy {accuracy:.3f}")
+
+        return {name: curves.point_outcomes(runs.load_trained(config.run_dir, name)[0], x, y, opts.eps_grid,
+                                            attack=opts.attack, seeds=opts.seeds, backend=opts.backend,
+                                            first_index=start, progress=reporter(name), **attack_kwargs(opts))
+                if stop > start else empty for name, _ in targets}
 
 
 def merge(run_dir, settings, results):

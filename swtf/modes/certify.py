@@ -40,12 +40,13 @@ class Options:
 
 def options_from_flags(fv):
     """Validates the certify flags into `Options` (one-line `SwtfError` on a bad value)."""
-    if not (math.isfinite(fv.eps) and fv.eps >= 0):
-        raise SwtfError(f"--eps must be a finite radius >= 0, got {fv.eps}")
+    from swtf.config import check_radius
+
+    check_radius(fv.eps, "eps", fv.norm)
     if fv.num_points < 1:
         raise SwtfError(f"--num_points must be >= 1, got {fv.num_points}")
-    if fv.max_radius is not None and not (math.isfinite(fv.max_radius) and fv.max_radius > 0):
-        raise SwtfError(f"--max_radius must be a positive radius, got {fv.max_radius}")
+    if fv.max_radius is not None:
+        check_radius(fv.max_radius, "max_radius", fv.norm)
     if not (math.isfinite(fv.exact_time_limit) and fv.exact_time_limit >= 0):
         raise SwtfError(f"--exact_time_limit must be >= 0 seconds, got {fv.exact_time_limit}")
     if fv.exact_time_limit > 0 and fv.norm != "linf":
@@ -103,27 +104,39 @@ def _settings(config, data, targets):
 def certify_shard(config, settings, targets, num_shards, index):
     """Certifies every model of `targets` (re-loaded from their paths) on shard `index`'s points.
 
-    Returns {"models": {name: {"rows", "seconds", "certify_seconds"}}, "not_certifiable": {name: reason}}.
+    Returns {"models": {name: {"rows", "seconds", "certify_seconds"}}, "not_certifiable": {name: reason},
+    "not_loaded": {name: error}}: a model file that cannot be loaded does not stop the others.
     """
+    from swtf import progress
+
     opts = config.options
     data = config.load_data()
     start, stop = shards.point_range(settings["points"], num_shards, index)
     x, y = data.x_test[start:stop].astype(np.float64), data.y_test[start:stop]
-    result = {"models": {}, "not_certifiable": {}}
-    for name, path in targets:
-        model = _load_path(path)[1]
-        try:
-            as_network(model)
-        except SwtfError as err:
-            result["not_certifiable"][name] = f"not certifiable: {err}"
-            continue
-        rows, summary = [], {"seconds": 0.0, "certify_seconds": 0.0}
-        if stop > start:
-            rows, summary = certify_points(model, x, y, name=name, eps=opts.eps, norm=opts.norm, method=opts.method,
-                                           max_radius=settings["max_radius"], exact_time_limit=opts.exact_time_limit,
-                                           seed=config.seed, first_index=start)
-        result["models"][name] = {"rows": rows, "seconds": summary["seconds"],
-                                  "certify_seconds": summary["certify_seconds"]}
+    result = {"models": {}, "not_certifiable": {}, "not_loaded": {}}
+    with progress.Progress("certify", len(targets), unit="model", quiet=config.quiet) as bar:
+        for name, path in targets:
+            try:
+                model = _load_path(path)[1]
+            except SwtfError as err:
+                result["not_loaded"][name] = str(err)
+                bar.step(name, "cannot load")
+                continue
+            try:
+                as_network(model)
+            except SwtfError as err:
+                result["not_certifiable"][name] = f"not certifiable: {err}"
+                bar.step(name, "not certifiable")
+                continue
+            rows, summary = [], {"seconds": 0.0, "certify_seconds": 0.0}
+            if stop > start:
+                rows, summary = certify_points(model, x, y, name=name, eps=opts.eps, norm=opts.norm,
+                                               method=opts.method, max_radius=settings["max_radius"],
+                                               exact_time_limit=opts.exact_time_limit, seed=config.seed,
+                                               first_index=start)
+            result["models"][name] = {"rows": rows, "seconds": summary["seconds"],
+                                      "certify_seconds": summary["certify_seconds"]}
+            bar.step(name, f"certified accuracy {summary['certified_accuracy']:.3f}" if rows else "no points")
     return result
 
 
@@ -151,8 +164,12 @@ def merge(run_dir, settings, results):
     folder = os.path.join(run_dir, "certify")
     summaries, curves = {}, {}
     refused = results[0]["not_certifiable"]
+    not_loaded = results[0].get("not_loaded", {})  # absent from the shard files of older versions
     for name in refused:
         print(f"certify: {name}: {refused[name]}")
+    if not results[0]["models"]:
+        reasons = [*not_loaded.values(), *(f"{name} is {reason}" for name, reason in refused.items())]
+        raise SwtfError(f"no model was certified: {'; '.join(reasons)}")
     for name in results[0]["models"]:
         parts = [result["models"][name] for result in results]
         rows = [row for part in parts for row in part["rows"]]
@@ -169,10 +186,12 @@ def merge(run_dir, settings, results):
     io.write_json(os.path.join(folder, "summary.json"),
                   {"dataset": settings["dataset"], "eps": settings["eps"], "norm": settings["norm"],
                    "method": settings["method"], "points": settings["points"], "max_radius": settings["max_radius"],
-                   "models": summaries, "not_certifiable": refused, "shards": len(results)})
-    if curves:
-        _write_plots(run_dir, settings, curves)
+                   "models": summaries, "not_certifiable": refused, "not_loaded": not_loaded,
+                   "shards": len(results)})
+    _write_plots(run_dir, settings, curves)
     print(f"certify: {len(summaries)} models certified, {len(refused)} not certifiable -> {folder}")
+    if not_loaded:  # the finished models' results are written first
+        raise SwtfError(f"{next(iter(not_loaded.values()))} (the other models' results are in {folder})")
 
 
 def merge_pending(run_dir):

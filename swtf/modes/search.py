@@ -61,7 +61,7 @@ def run(config):
     tuner = tuning.make_tuner(opts.tuner, model, directory=os.path.join(config.run_dir, "search"),
                               hparams_log_dir=runs.logs_dir(config.run_dir, "search"), project_name=opts.tuner,
                               max_trials=opts.max_trials, max_epochs=config.train.epochs, seed=config.seed,
-                              overwrite=opts.overwrite)
+                              overwrite=opts.overwrite, quiet=config.quiet)
     tuner.search(verbose=0)
     if role == "worker":
         print(f"search: worker {os.environ['KERASTUNER_TUNER_ID']} finished its trials")

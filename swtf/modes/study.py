@@ -60,15 +60,16 @@ def options_from_flags(fv):
     methods = tuple(fv.study_certify_methods)
     # The study's attack is always swtf's PGD, whatever --attack says (that flag is attack mode's).
     restarts = attack_mode.PGD_RESTARTS if fv.attack_restarts is None else fv.attack_restarts
+    config_lib.check_radius(fv.study_eps, "study_eps")
+    config_lib.check_radius(fv.study_max_radius, "study_max_radius")
+    for eps in eps_grid:
+        config_lib.check_radius(eps, "study_eps_grid", zero_ok=True)
     checks = [
         (temperatures and min(temperatures) > 0, "--study_temperatures must be positive numbers"),
-        (fv.study_eps > 0, f"--study_eps must be a positive radius, got {fv.study_eps}"),
-        (min(eps_grid) >= 0, "--study_eps_grid radii must be >= 0"),
         (fv.study_points >= 1, f"--study_points must be >= 1, got {fv.study_points}"),
         (seeds and min(seeds) >= 0, "--study_seeds must be non-negative integers"),
         (fv.attack_steps >= 1 and restarts >= 1, "--attack_steps and --attack_restarts must be >= 1"),
         (methods and set(methods) <= set(METHODS), f"--study_certify_methods must be among {', '.join(METHODS)}"),
-        (fv.study_max_radius > 0, "--study_max_radius must be positive"),
         (0 < fv.study_prune_fraction < 1, "--study_prune_fraction must be in (0, 1)"),
         (fv.study_prune_steps >= 1, "--study_prune_steps must be >= 1"),
         (fv.robust_warmup_epochs >= 0 and fv.robust_ramp_epochs >= 0,

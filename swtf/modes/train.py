@@ -67,6 +67,8 @@ class Options:
 
 def options_from_flags(fv):
     """Validates the train flags into `Options` (one-line `SwtfError` on a bad value)."""
+    from swtf.config import check_radius
+
     if not fv.model_name or not fv.model_name.replace("_", "").replace("-", "").isalnum():
         raise SwtfError(f"--model_name must be letters, digits, '_' or '-', got {fv.model_name!r}")
     strategy = distribute_flags.strategy_from_flags(fv)
@@ -77,6 +79,7 @@ def options_from_flags(fv):
         return Options(model_name=fv.model_name, training=fv.training, strategy=strategy)
     if fv.train_eps is None or not (math.isfinite(fv.train_eps) and fv.train_eps > 0):
         raise SwtfError(f"--training={fv.training} needs --train_eps > 0 (pixel units, [0, 1]), got {fv.train_eps}")
+    check_radius(fv.train_eps, "train_eps")
     if not 0 <= fv.train_eps_ramp_epochs <= fv.epochs:
         raise SwtfError(f"--train_eps_ramp_epochs must be in [0, --epochs={fv.epochs}], got {fv.train_eps_ramp_epochs}")
     if fv.train_pgd_steps < 1:

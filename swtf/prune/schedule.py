@@ -14,7 +14,7 @@ import dataclasses
 import numpy as np
 import tensorflow_model_optimization as tfmot
 
-from swtf import train
+from swtf import progress, train
 from swtf.distill import losses
 from swtf.errors import SwtfError
 from swtf.models import count_params
@@ -97,7 +97,7 @@ def prune_iteratively(model, data, schedule, policy, *, steps, train_options=Non
       train_options: `swtf.train.TrainOptions` for fine-tuning; None prunes without fine-tuning.
       teacher_logits: the teacher's logits on `data.x_train`, batched with it as the third array.
       loss_fn: `train.fit` loss; defaults to `distillation_loss()` with teacher logits, labels without.
-      quiet: silences fine-tuning progress bars.
+      quiet: silences the progress of the rounds and of their fine-tuning.
       name: label of the fine-tuning runs.
 
     Returns:
@@ -116,18 +116,20 @@ def prune_iteratively(model, data, schedule, policy, *, steps, train_options=Non
         loss_fn = loss_fn or distillation_loss()
     history = [_evaluate(0, 0.0, model, data, 0)]
     current = model
-    for step in range(1, steps + 1):
-        should_prune, sparsity = schedule(step)
-        if not bool(should_prune):
-            continue
-        removals = policy(current, float(sparsity), reference)
-        if not removals:
-            continue
-        current = remove_filters(current, removals)
-        epochs = 0
-        if train_options is not None:
-            fitted = train.fit(current, training_set, (data.x_val, data.y_val), options=train_options,
-                               loss_fn=loss_fn, name=f"{name} step {step}", quiet=quiet)
-            epochs = len(fitted.epochs)
-        history.append(_evaluate(step, sparsity, current, data, epochs))
+    with progress.Progress(name, steps, unit="step", quiet=quiet) as bar:
+        for step in range(1, steps + 1):
+            should_prune, sparsity = schedule(step)
+            removals = policy(current, float(sparsity), reference) if bool(should_prune) else None
+            if not removals:
+                bar.step(f"step {step}", "nothing to remove")
+                continue
+            current = remove_filters(current, removals)
+            epochs = 0
+            if train_options is not None:
+                fitted = train.fit(current, training_set, (data.x_val, data.y_val), options=train_options,
+                                   loss_fn=loss_fn, name=f"{name} step {step}", quiet=quiet)
+                epochs = len(fitted.epochs)
+            history.append(_evaluate(step, sparsity, current, data, epochs))
+            bar.step(f"step {step}", f"{history[-1].params:,} parameters, val_accuracy "
+                                     f"{history[-1].val_accuracy:.4f}")
     return history

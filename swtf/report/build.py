@@ -22,7 +22,7 @@ def _read(config, name):
 
 
 def _records(config):
-    return {name: io.read_json(runs.record_path(config.run_dir, name)) for name in runs.list_trained(config.run_dir)}
+    return {name: runs.read_record(config.run_dir, name) for name in runs.list_trained(config.run_dir)}
 
 
 def _teachers(records):

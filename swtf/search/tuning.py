@@ -16,6 +16,7 @@ import os
 
 import keras_tuner
 
+from swtf import progress
 from swtf.errors import SwtfError
 from swtf.search.hparams_logging import TrialHParamsLogger
 from swtf.search.hypermodel import OBJECTIVE
@@ -49,20 +50,42 @@ class _HParamsLogging:
         return super().run_trial(trial, *args, **kwargs)
 
 
-class BayesianSearch(_HParamsLogging, keras_tuner.BayesianOptimization):
+class _TrialProgress:
+    """Tuner mixin: `search` reports each finished trial and its score through `swtf.progress`."""
+
+    def __init__(self, *args, quiet=True, **kwargs):
+        self.quiet = quiet
+        super().__init__(*args, **kwargs)
+
+    def search(self, *args, **kwargs):
+        # Trials left to run, None where unknown (Hyperband; a distributed worker, which shares them).
+        left = getattr(self.oracle, "remaining_trials", lambda: None)()
+        with progress.Progress("search", left, unit="trial", quiet=self.quiet) as self.trial_progress:
+            return super().search(*args, **kwargs)
+
+    def on_trial_end(self, trial):
+        super().on_trial_end(trial)
+        score = self.oracle.get_trial(trial.trial_id).score
+        self.trial_progress.step(f"trial {trial.trial_id}", "no score" if score is None else f"{OBJECTIVE} {score:.4f}")
+
+
+class BayesianSearch(_TrialProgress, _HParamsLogging, keras_tuner.BayesianOptimization):
     """Gaussian-process Bayesian optimisation over students, with HParams logs."""
 
 
-class HyperbandSearch(_HParamsLogging, keras_tuner.Hyperband):
+class HyperbandSearch(_TrialProgress, _HParamsLogging, keras_tuner.Hyperband):
     """Hyperband over students (successive halving of epochs), with HParams logs."""
 
 
 def make_tuner(kind, hypermodel, *, directory, hparams_log_dir, project_name="search", max_trials=10,
-               max_epochs=10, seed=0, overwrite=False):
-    """A tuner maximising validation accuracy; an existing search in `directory` resumes unless `overwrite`."""
+               max_epochs=10, seed=0, overwrite=False, quiet=True):
+    """A tuner maximising validation accuracy; an existing search in `directory` resumes unless `overwrite`.
+
+    `quiet=False` reports each finished trial (a bar on a terminal, one line otherwise).
+    """
     common = dict(hypermodel=hypermodel, objective=keras_tuner.Objective(OBJECTIVE, direction="max"),
                   directory=directory, project_name=project_name, seed=seed, overwrite=overwrite,
-                  hparams_log_dir=hparams_log_dir)
+                  hparams_log_dir=hparams_log_dir, quiet=quiet)
     if kind == "bayesian":
         return BayesianSearch(max_trials=max_trials, **common)
     if kind == "hyperband":

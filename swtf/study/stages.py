@@ -14,7 +14,7 @@ import re
 
 import numpy as np
 
-from swtf import io, models, runs, train
+from swtf import io, models, progress, runs, train
 from swtf.distill import study as distill_study
 from swtf.distill import sweep, trainer
 from swtf.errors import SwtfError
@@ -84,8 +84,8 @@ def run_students(context):
                                      "seed": config.seed, "temperature": temperature, **metrics}
 
                 _, record = context.model(name, train_student)
-                rows.append({"name": name, "params": record["params"], "architecture": architecture,
-                             **record["metrics"]})
+                metrics = {k: v for k, v in record["metrics"].items() if k != "stage_key"}  # cache key, not a result
+                rows.append({"name": name, "params": record["params"], "architecture": architecture, **metrics})
     rows = distill_study.mark_selected(rows)
     io.write_json(artifact_path(config, "students.json"), rows)
     best = max((r for r in rows if r["selected"]), key=lambda r: r["val_accuracy"])
@@ -178,7 +178,7 @@ def run_robust_students(context):
     config, data = context.config, context.data
     best = best_student(config, CERTIFIABLE_FAMILIES,
                         "the robust comparison needs a certifiable student (snn or shallow_cnn) in --study_students")
-    record = io.read_json(runs.record_path(config.run_dir, best["name"]))
+    record = runs.read_record(config.run_dir, best["name"])
     architecture, hparams = record["architecture"], record["hparams"]
     teacher, _ = runs.load_trained(config.run_dir, "robust_teacher")
     targets = trainer.teacher_targets(teacher, data)
@@ -240,10 +240,9 @@ def run_prune(context):
                                     quiet=config.quiet, name=f"prune {best['name']}")
     final = steps[-1]
     name = f"pruned-{best['name']}"
-    runs.save_trained(config.run_dir, name, final.model, {
+    context.save(name, final.model, {
         "role": "pruned", "teacher": "teacher", "student": best["name"], "val_accuracy": final.val_accuracy,
-        "test_accuracy": final.test_accuracy, "sparsity": final.sparsity, "flops": final.flops,
-        "stage_key": context.key})
+        "test_accuracy": final.test_accuracy, "sparsity": final.sparsity, "flops": final.flops})
     io.write_json(artifact_path(config, "prune.json"), {"student": best["name"], "pruned_model": name,
                                                         "steps": [s.as_row() for s in steps]})
     return (f"pruned {best['name']}: {steps[0].params:,} -> {final.params:,} parameters, test accuracy "
@@ -272,8 +271,11 @@ def run_attack(context):
     x, y = evaluation_points(config, data)
     opts = config.options
     trained = {name: runs.load_trained(config.run_dir, name)[0] for name in study_models(config)}
-    curves = attack_curves.robustness_curves(trained, x, y, opts.eps_grid, attack="pgd", seeds=opts.seeds,
-                                             steps=opts.attack_steps, restarts=opts.attack_restarts)
+    with progress.Progress("attack", len(trained) * len(opts.eps_grid), unit="radius", quiet=config.quiet) as bar:
+        curves = attack_curves.robustness_curves(
+            trained, x, y, opts.eps_grid, attack="pgd", seeds=opts.seeds, steps=opts.attack_steps,
+            restarts=opts.attack_restarts,
+            progress=lambda name, eps, accuracy: bar.step(f"{name} eps {eps:g}", f"accuracy {accuracy:.3f}"))
     attack_curves.write_curves(artifact_path(config, "attack"), curves, attack="pgd", norm="linf",
                                steps=opts.attack_steps, restarts=opts.attack_restarts)
     at_eps = {name: float(np.mean(c["accuracy"][list(c["eps"]).index(opts.eps)])) for name, c in curves.items()}
@@ -297,18 +299,23 @@ def run_certify(context):
     x, y = evaluation_points(config, data)
     opts = config.options
     results, refused, correct = {}, {}, {}
-    for name in study_models(config):
-        model, _ = runs.load_trained(config.run_dir, name)
-        try:
-            certify.as_network(model)
-        except SwtfError as err:
-            refused[name] = str(err)
-            continue
-        correct[name] = [bool(c) for c in np.argmax(train.predict_logits(model, x), axis=1) == y]
-        results[name] = {}
-        for method in opts.certify_methods:
-            radii = certify.certified_radius(model, x, y, method=method, max_radius=opts.max_radius)
-            results[name][method] = to_float_list(radii)
+    names = study_models(config)
+    with progress.Progress("certify", len(names), unit="model", quiet=config.quiet) as bar:
+        for name in names:
+            model, _ = runs.load_trained(config.run_dir, name)
+            try:
+                certify.as_network(model)
+            except SwtfError as err:
+                refused[name] = str(err)
+                bar.step(name, "not certifiable")
+                continue
+            correct[name] = [bool(c) for c in np.argmax(train.predict_logits(model, x), axis=1) == y]
+            results[name] = {}
+            for method in opts.certify_methods:
+                radii = certify.certified_radius(model, x, y, method=method, max_radius=opts.max_radius)
+                results[name][method] = to_float_list(radii)
+            bar.step(name, ", ".join(f"{method} certified accuracy {np.mean(np.asarray(radii) >= opts.eps):.3f}"
+                                     for method, radii in results[name].items()))
     io.write_json(artifact_path(config, "certify.json"), {"points": len(y), "eps": opts.eps, "labels": y,
                                                           "methods": list(opts.certify_methods),
                                                           "radii": results, "correct": correct,

@@ -13,6 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from swtf import progress
 from swtf.errors import SwtfError
 
 LR_SCHEDULES = ("cosine", "constant")
@@ -136,9 +137,9 @@ def fit(model, train, val, *, options, loss_fn=None, name="train", log_dir=None,
       options: `TrainOptions`.
       loss_fn: `loss_fn(model, batch, step) -> scalar`; `batch` is the tuple of tensors `(x, y, *extras)` and
         `step` the optimizer's step counter. Defaults to cross-entropy on the labels.
-      name: label for the progress bar and the one-line summary.
+      name: label of the per-epoch progress (`swtf.progress`: a bar on a terminal, one line per epoch otherwise).
       log_dir: if given, TensorBoard scalars (loss, val_accuracy, learning_rate) are written there.
-      quiet: silences the progress bar.
+      quiet: silences the per-epoch progress.
       callbacks: Keras callbacks; the loop calls their train/epoch hooks (keras-tuner needs this).
       monitor: optional `(name, score_fn)`; `score_fn(model) -> float` replaces clean validation accuracy as the
         score that selects the kept weights and drives early stopping (e.g. certified or PGD accuracy on the
@@ -171,35 +172,34 @@ def fit(model, train, val, *, options, loss_fn=None, name="train", log_dir=None,
     best_weights = None
     model.stop_training = False
     callbacks.on_train_begin()
-    for epoch in range(options.epochs):
-        callbacks.on_epoch_begin(epoch)
-        bar = keras.utils.Progbar(steps_per_epoch, verbose=0 if quiet else 1, unit_name="step")
-        if not quiet:
-            print(f"{name} epoch {epoch + 1}/{options.epochs}")
-        losses = []
-        for step, batch in enumerate(dataset):
-            loss = float(train_step(batch))
-            if not np.isfinite(loss):
-                raise SwtfError(f"{name}: the loss became {loss} at epoch {epoch + 1}; lower --learning_rate")
-            losses.append(loss)
-            bar.update(step + 1, [("loss", loss)])
-        val_accuracy = accuracy(model, *val)
-        logs = {"loss": float(np.mean(losses)), "val_accuracy": val_accuracy,
-                "learning_rate": float(keras.ops.convert_to_numpy(optimizer.learning_rate))}
-        score = val_accuracy
-        if monitor is not None:
-            score = logs[monitor[0]] = float(monitor[1](model))
-        history.epochs.append({"epoch": epoch + 1, **logs})
-        if writer is not None:
-            with writer.as_default(step=epoch + 1):
-                for key, value in logs.items():
-                    tf.summary.scalar(key, value)
-        if score > history.best_score or (monitor is not None and score == history.best_score):
-            history.best_epoch, history.best_score, history.best_val_accuracy = epoch + 1, score, val_accuracy
-            best_weights = [np.array(w) for w in model.get_weights()]
-        callbacks.on_epoch_end(epoch, logs)
-        if (epoch + 1 >= min_epochs and epoch + 1 - history.best_epoch >= options.patience) or model.stop_training:
-            break
+    with progress.Progress(name, options.epochs, unit="epoch", quiet=quiet) as bar:
+        for epoch in range(options.epochs):
+            callbacks.on_epoch_begin(epoch)
+            losses = []
+            for batch in dataset:
+                loss = float(train_step(batch))
+                if not np.isfinite(loss):
+                    raise SwtfError(f"{name}: the loss became {loss} at epoch {epoch + 1}; lower --learning_rate")
+                losses.append(loss)
+            val_accuracy = accuracy(model, *val)
+            logs = {"loss": float(np.mean(losses)), "val_accuracy": val_accuracy,
+                    "learning_rate": float(keras.ops.convert_to_numpy(optimizer.learning_rate))}
+            score = val_accuracy
+            if monitor is not None:
+                score = logs[monitor[0]] = float(monitor[1](model))
+            history.epochs.append({"epoch": epoch + 1, **logs})
+            if writer is not None:
+                with writer.as_default(step=epoch + 1):
+                    for key, value in logs.items():
+                        tf.summary.scalar(key, value)
+            if score > history.best_score or (monitor is not None and score == history.best_score):
+                history.best_epoch, history.best_score, history.best_val_accuracy = epoch + 1, score, val_accuracy
+                best_weights = [np.array(w) for w in model.get_weights()]
+            callbacks.on_epoch_end(epoch, logs)
+            bar.step(f"epoch {epoch + 1}", ", ".join(f"{key} {value:.4g}" for key, value in logs.items()
+                                                     if key != "learning_rate"))
+            if (epoch + 1 >= min_epochs and epoch + 1 - history.best_epoch >= options.patience) or model.stop_training:
+                break
     model.set_weights(best_weights)
     callbacks.on_train_end({"val_accuracy": history.best_val_accuracy})
     if writer is not None:
