@@ -45,6 +45,7 @@ def import_tensorflow():
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")
+    return tf
 
 
 def fail(message):
@@ -81,7 +82,7 @@ def save_effective_flags(config):
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
-    import_tensorflow()
+    tf = import_tensorflow()
     from swtf import config as config_lib
     from swtf import modes
 
@@ -97,6 +98,10 @@ def main(argv):
         fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
     except OSError as err:  # a write outside swtf.io (a library's log or cache file): still one line
         fail(io.os_error_message(err, action="access"))
+    except (tf.errors.ResourceExhaustedError, tf.errors.PermissionDeniedError) as err:
+        # TensorFlow's own writers (TensorBoard events, SavedModels) report a full disk or a read-only folder so
+        fail(f"TensorFlow could not go on: {(err.message or type(err).__name__).splitlines()[0][:200]}; free disk "
+             f"space (or memory) or choose a writable --run_dir, and rerun: finished artifacts are kept")
     except KeyboardInterrupt:
         print("swtf: interrupted; finished stages are kept and a rerun resumes", file=sys.stderr)
         sys.exit(130)

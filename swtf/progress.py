@@ -52,6 +52,12 @@ class Progress:
         elif self.lines:
             print(f"{self.label} [{self._count()}] {text} ({self._timing()})", file=self.stream, flush=True)
 
+    def summary(self, note):
+        """Without a terminal, one line for the whole job (where a line per step would flood a log); on a
+        terminal the bar has shown it."""
+        if not self.quiet and self.bar is None:
+            print(f"{self.label}: {note} ({time.monotonic() - self.start:.1f} s)", file=self.stream, flush=True)
+
     def write(self, line):
         """Prints a result line on stdout without breaking the bar (it is redrawn below the line)."""
         if self.bar is not None:

@@ -6,7 +6,9 @@ import errno
 import json
 import os
 import re
+import shutil
 import stat
+import subprocess
 import types
 
 import pytest
@@ -334,3 +336,40 @@ def test_an_l2_radius_may_exceed_one():
 def test_an_out_of_range_radius_on_the_command_line_is_one_line(tmp_path):
     result = swtf_cli("--study_eps=1e9", f"--run_dir={tmp_path}")
     assert_one_line_error(result, "--study_eps must be a finite radius in (0, 1]")
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A real full disk: `mount(size_kb)` mounts a tmpfs of that size (needs root) and returns its path."""
+    mounted = []
+
+    def mount(size_kb):
+        point = tmp_path / f"disk{len(mounted)}"
+        point.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(point)],
+                              capture_output=True)
+        if done.returncode:
+            pytest.skip("cannot mount a tmpfs here (needs root); the patched-writer tests cover the same code")
+        mounted.append(point)
+        return point
+
+    yield mount
+    for point in mounted:
+        subprocess.run(["umount", str(point)], capture_output=True)
+
+
+def test_a_real_full_disk_in_train_and_certify_is_one_line_and_keeps_the_model(tmp_path, tiny_disk):
+    """train on a 12 KB disk fails naming the model file; certify on a disk the model just fits keeps it."""
+    disk = tiny_disk(12)
+    assert_one_line_error(swtf_cli("--mode=train", "--epochs=1", "--train_limit=300", "--quiet",
+                                   f"--run_dir={disk}/run"), "No space left on device")
+    assert not [name for name in os.listdir(disk / "run" / "models") if not io.is_temporary(name)]
+    trained = tmp_path / "trained"
+    assert swtf_cli("--mode=train", "--model=snn", '--hparams={"width": 16}', "--epochs=1", "--train_limit=300",
+                    "--quiet", f"--run_dir={trained}").returncode == 0
+    model_file = trained / "models" / "teacher.keras"
+    disk = tiny_disk(model_file.stat().st_size // 1024 + 12)
+    shutil.copytree(trained / "models", disk / "run" / "models")
+    result = swtf_cli("--mode=certify", "--num_points=20", "--quiet", f"--run_dir={disk}/run")
+    assert_one_line_error(result, "No space left on device")
+    assert content_digest(str(disk / "run" / "models" / "teacher.keras")) == content_digest(str(model_file))

@@ -76,12 +76,25 @@ def progress_lines(result):
     return [line for line in (result.stdout + result.stderr).splitlines() if PROGRESS_LINE.match(line)]
 
 
-def test_training_prints_one_plain_line_per_epoch(trained_run):
+def test_training_prints_one_plain_line_per_model(trained_run):
+    """A log gets one line per trained model (a study trains dozens, of up to 40 epochs each)."""
     _, result = trained_run
     assert_plain_and_small(result)
-    lines = progress_lines(result)
-    assert [line.split(":")[0] for line in lines] == ["teacher [1/2] epoch 1", "teacher [2/2] epoch 2"]
-    assert all("val_accuracy" in line for line in lines)
+    assert not progress_lines(result)
+    lines = [line for line in result.stderr.splitlines() if line.startswith("teacher: ")]
+    assert len(lines) == 1 and re.match(r"teacher: 2 epochs, best val_accuracy [\d.]+ at epoch [12] \(", lines[0])
+
+
+def test_summary_is_one_line_without_a_terminal_and_the_bar_on_one():
+    for stream in (io.StringIO(), FakeTerminal()):
+        with progress.Progress("teacher", 3, lines=False, stream=stream) as bar:
+            for epoch in range(3):
+                bar.step(f"epoch {epoch + 1}")
+            bar.summary("3 epochs")
+        if isinstance(stream, FakeTerminal):
+            assert "3/3" in stream.getvalue() and "3 epochs" not in stream.getvalue()
+        else:
+            assert stream.getvalue().startswith("teacher: 3 epochs (") and stream.getvalue().count("\n") == 1
 
 
 def test_certify_prints_one_plain_line_per_model(trained_run):

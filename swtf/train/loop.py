@@ -172,7 +172,8 @@ def fit(model, train, val, *, options, loss_fn=None, name="train", log_dir=None,
     best_weights = None
     model.stop_training = False
     callbacks.on_train_begin()
-    with progress.Progress(name, options.epochs, unit="epoch", quiet=quiet) as bar:
+    # A bar per epoch on a terminal; in a log one line per trained model (a study trains dozens).
+    with progress.Progress(name, options.epochs, unit="epoch", quiet=quiet, lines=False) as bar:
         for epoch in range(options.epochs):
             callbacks.on_epoch_begin(epoch)
             losses = []
@@ -200,6 +201,8 @@ def fit(model, train, val, *, options, loss_fn=None, name="train", log_dir=None,
                                                      if key != "learning_rate"))
             if (epoch + 1 >= min_epochs and epoch + 1 - history.best_epoch >= options.patience) or model.stop_training:
                 break
+        bar.summary(f"{len(history.epochs)} epochs, best {monitor[0] if monitor else 'val_accuracy'} "
+                    f"{history.best_score:.4f} at epoch {history.best_epoch}")
     model.set_weights(best_weights)
     callbacks.on_train_end({"val_accuracy": history.best_val_accuracy})
     if writer is not None:
