@@ -8,6 +8,8 @@ The choice lists below are those of the library modules named beside them (which
 tests/cli_flags_test.py checks that the two agree.
 """
 
+import json
+import math
 import os
 
 from absl import flags
@@ -230,6 +232,83 @@ flags.DEFINE_float("timeout", 60.0, "Seconds for one instance (--instances uses 
 flags.DEFINE_string("results_file", None, "Where to write the VNN-COMP results file (one instance) or the "
                                           "results CSV (--instances).")
 flags.DEFINE_string("instances", None, "A VNN-COMP instances CSV (onnx,vnnlib,timeout rows) to run instead.")
+
+
+def check_values(fv):
+    """Checks every flag value that needs no mode context (a one-line `SwtfError`), before TensorFlow loads.
+
+    The modes run the same checks again where they build their `Options` (which the Python API uses too), and
+    add the ones that need the data or the run.
+    """
+    check_common(fv)
+    parse_hparams(fv.hparams)
+    if fv.robust_hparams is not None:
+        parse_hparams(fv.robust_hparams, "robust_hparams")
+    check_radius(fv.eps, "eps", fv.norm)
+    if fv.max_radius is not None:
+        check_radius(fv.max_radius, "max_radius", fv.norm)
+    if fv.train_eps is not None:
+        check_radius(fv.train_eps, "train_eps")
+    check_radius(fv.study_eps, "study_eps")
+    check_radius(fv.study_max_radius, "study_max_radius")
+    for flag, norm in (("attack_eps", fv.attack_norm), ("study_eps_grid", "linf")):
+        for eps in parse_numbers(getattr(fv, flag), flag):
+            check_radius(eps, flag, norm, zero_ok=True)
+    for flag in ("temperatures", "study_temperatures"):
+        parse_numbers(getattr(fv, flag), flag)
+    for flag in ("attack_seeds", "study_seeds", "seeds"):
+        if getattr(fv, flag):
+            parse_numbers(getattr(fv, flag), flag, int)
+
+
+def check_common(fv):
+    """Checks the flags every mode shares (`swtf.config.config_from_flags` builds the `Config` from them)."""
+    if fv.dataset not in ("digits",) + DATASETS and not (fv.dataset.startswith("npz:") and len(fv.dataset) > 4):
+        raise SwtfError(f"unknown data set {fv.dataset!r}; choose one of digits, {', '.join(DATASETS)}, npz:PATH")
+    if not 0.0 < fv.val_fraction < 1.0:
+        raise SwtfError(f"--val_fraction must be in (0, 1), got {fv.val_fraction}")
+    for name in ("train_limit", "test_limit"):
+        if getattr(fv, name) is not None and getattr(fv, name) < 1:
+            raise SwtfError(f"--{name} must be a positive count, got {getattr(fv, name)}")
+    if fv.model not in ARCHITECTURES:
+        raise SwtfError(f"unknown --model {fv.model!r}; choose one of {', '.join(sorted(ARCHITECTURES))}")
+    if fv.seed < 0:
+        raise SwtfError(f"--seed must be >= 0, got {fv.seed}")
+
+
+def parse_numbers(values, flag, kind=float):
+    """A list flag's values as a tuple of `kind` (one-line error for a non-number or an empty list)."""
+    try:
+        numbers = tuple(kind(v) for v in values)
+    except ValueError:
+        raise SwtfError(f"--{flag} must be a comma-separated list of numbers, got {','.join(values)}") from None
+    if not numbers:
+        raise SwtfError(f"--{flag} needs at least one value")
+    return numbers
+
+
+def check_radius(value, flag, norm="linf", zero_ok=False):
+    """`value` as a float if it is a perturbation radius that makes sense in pixel units: an L-inf ball of
+    radius 1 around a [0, 1] image already covers the whole box (so 1e9 is a typo), an L2 radius is finite."""
+    value = float(value)
+    low = "[0" if zero_ok else "(0"
+    high = "1] (L-inf over the [0, 1] input box)" if norm == "linf" else "inf) (L2)"
+    inside = (value >= 0 if zero_ok else value > 0) and math.isfinite(value) and (norm != "linf" or value <= 1)
+    if not inside:
+        raise SwtfError(f"--{flag} must be a finite radius in {low}, {high}, got {value:g}")
+    return value
+
+
+def parse_hparams(text, flag="hparams"):
+    """A JSON object of architecture hyper-parameters (one-line error otherwise)."""
+    try:
+        hparams = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise SwtfError(f"--{flag} must be a JSON object such as '{{\"width\": 64}}': {err}") from None
+    if not isinstance(hparams, dict):
+        raise SwtfError(f"--{flag} must be a JSON object such as '{{\"width\": 64}}', got {text!r}")
+    return hparams
+
 
 
 def check_command_line(argv):

@@ -59,6 +59,7 @@ def parse_flags(argv):
     try:
         cli_flags.check_command_line(argv)
         rest = FLAGS(argv)
+        cli_flags.check_values(FLAGS)
     except SwtfError as err:
         fail(str(err))
     except flags.Error as err:

@@ -90,3 +90,37 @@ def test_a_flag_without_its_value_does_not_swallow_the_next_one():
 def test_cli_reports_a_flagfile_line_in_one_line(tmp_path):
     (tmp_path / "bad.cfg").write_text("--epochs=3\n--run_dir\n--seed=1\n")
     assert_one_line_error(swtf_cli(f"--flagfile={tmp_path / 'bad.cfg'}"), "bad.cfg:2: --run_dir needs a value")
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--eps=1e9"], "--eps must be a finite radius in (0, 1]"),
+    (["--study_eps=1e9"], "--study_eps must be a finite radius"),
+    (["--attack_eps=0,0.1,7"], "--attack_eps must be a finite radius"),
+    (["--norm=l2", "--eps=nan"], "--eps must be a finite radius"),
+    (["--val_fraction=2"], "--val_fraction must be in (0, 1)"),
+    (["--study_seeds=a"], "--study_seeds must be a comma-separated list of numbers"),
+    (["--hparams={width"], "--hparams must be a JSON object"),
+    (["--dataset=imagenet"], "unknown data set 'imagenet'"),
+])
+def test_bad_values_are_refused_before_tensorflow_is_imported(args, fragment):
+    code = textwrap.dedent(f"""
+        import sys
+        from swtf import main
+        try:
+            main.parse_flags(["swtf", *{args!r}])
+        except SystemExit as stop:
+            print(stop.code, "tensorflow" in sys.modules)
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.stdout.split() == ["2", "False"], result.stdout + result.stderr
+    assert fragment in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_an_l2_radius_above_one_is_accepted_early():
+    from absl import flags
+    from absl.testing import flagsaver
+
+    with flagsaver.flagsaver(norm="l2", eps=3.0, max_radius=8.0):
+        cli_flags.check_values(flags.FLAGS)
+    with flagsaver.flagsaver(eps=3.0), pytest.raises(cli_flags.SwtfError, match="--eps"):
+        cli_flags.check_values(flags.FLAGS)

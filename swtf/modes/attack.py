@@ -12,8 +12,7 @@ examples with cleverhans 4's PGD instead, scored the same way. Writes `<run_dir>
 import dataclasses
 import os
 
-from swtf import cli_flags  # noqa: F401  (defines the flags this module reads)
-from swtf import config as config_lib
+from swtf import cli_flags
 from swtf import runs
 from swtf.attack import curves
 from swtf.attack import plots as attack_plots
@@ -67,10 +66,10 @@ def _check_backend(fv):
 
 def options_from_flags(fv):
     """Validates the attack flags (and the shared --attack_steps, --attack_restarts) into `Options`."""
-    eps_grid = tuple(sorted(set(config_lib.parse_numbers(fv.attack_eps, "attack_eps", float))))
+    eps_grid = tuple(sorted(set(cli_flags.parse_numbers(fv.attack_eps, "attack_eps", float))))
     for eps in eps_grid:
-        config_lib.check_radius(eps, "attack_eps", fv.attack_norm, zero_ok=True)
-    seeds = config_lib.parse_numbers(fv.attack_seeds, "attack_seeds", int)
+        cli_flags.check_radius(eps, "attack_eps", fv.attack_norm, zero_ok=True)
+    seeds = cli_flags.parse_numbers(fv.attack_seeds, "attack_seeds", int)
     if min(seeds) < 0 or len(set(seeds)) != len(seeds):
         raise SwtfError(f"--attack_seeds must be distinct integers >= 0, got {','.join(fv.attack_seeds)}")
     if fv.attack_points < 1:

@@ -40,7 +40,7 @@ class Options:
 
 def options_from_flags(fv):
     """Validates the certify flags into `Options` (one-line `SwtfError` on a bad value)."""
-    from swtf.config import check_radius
+    from swtf.cli_flags import check_radius
 
     check_radius(fv.eps, "eps", fv.norm)
     if fv.num_points < 1:

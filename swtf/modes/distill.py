@@ -9,9 +9,8 @@ sweep, by every `--sweep_methods` method and temperature and every `--seeds` see
 import dataclasses
 import os
 
-from swtf import cli_flags  # noqa: F401  (defines the flags this module reads)
+from swtf import cli_flags
 from swtf import checkpoints, io, models, runs, train
-from swtf import config as config_lib
 from swtf.distill import augment, plots, study, sweep, temperature, trainer, transfer
 from swtf.distribute import engine, records, sharded, shards
 from swtf.distribute import flags as distribute_flags
@@ -33,7 +32,7 @@ class Options:
 
 def spec_from_flags(fv):
     """The `DistillSpec` of the distillation flags (first temperature), shared with `--mode=search`."""
-    temperatures = config_lib.parse_numbers(fv.temperatures or [], "temperatures", float)
+    temperatures = cli_flags.parse_numbers(fv.temperatures or [], "temperatures", float)
     flip = {"auto": augment.default_augmentation(fv.dataset).horizontal_flip, "on": True, "off": False}
     augmentation = augment.Augmentation(max_shift=fv.augment_shift, horizontal_flip=flip[fv.augment_flip])
     return trainer.DistillSpec(method=fv.distill_method, temperature=temperatures[0], alpha=fv.alpha,
@@ -44,7 +43,7 @@ def options_from_flags(fv):
     spec, temperatures = spec_from_flags(fv)
     for t in temperatures:
         dataclasses.replace(spec, temperature=t)  # validates each temperature
-    seeds = config_lib.parse_numbers(fv.seeds, "seeds", int) if fv.seeds else (fv.seed,)
+    seeds = cli_flags.parse_numbers(fv.seeds, "seeds", int) if fv.seeds else (fv.seed,)
     if min(seeds) < 0:
         raise SwtfError(f"--seeds must be >= 0, got {fv.seeds}")
     if not fv.student_name or not fv.student_name.replace("_", "").replace("-", "").isalnum():

@@ -6,8 +6,7 @@ Stages run in order and each is skipped when it already finished with the same s
 
 import dataclasses
 
-from swtf import cli_flags  # noqa: F401  (defines the flags this module reads)
-from swtf import config as config_lib
+from swtf import cli_flags
 from swtf.errors import SwtfError
 from swtf.modes import attack as attack_mode
 from swtf.modes import report as report_mode
@@ -53,17 +52,17 @@ def options_from_flags(fv):
     from swtf.certify import METHODS
     from swtf.distill import sweep
 
-    temperatures = config_lib.parse_numbers(fv.study_temperatures, "study_temperatures", float)
-    eps_grid = config_lib.parse_numbers(fv.study_eps_grid, "study_eps_grid", float)
+    temperatures = cli_flags.parse_numbers(fv.study_temperatures, "study_temperatures", float)
+    eps_grid = cli_flags.parse_numbers(fv.study_eps_grid, "study_eps_grid", float)
     eps_grid = tuple(sorted(set(eps_grid) | {fv.study_eps}))
-    seeds = config_lib.parse_numbers(fv.study_seeds, "study_seeds", int)
+    seeds = cli_flags.parse_numbers(fv.study_seeds, "study_seeds", int)
     methods = tuple(fv.study_certify_methods)
     # The study's attack is always swtf's PGD, whatever --attack says (that flag is attack mode's).
     restarts = attack_mode.PGD_RESTARTS if fv.attack_restarts is None else fv.attack_restarts
-    config_lib.check_radius(fv.study_eps, "study_eps")
-    config_lib.check_radius(fv.study_max_radius, "study_max_radius")
+    cli_flags.check_radius(fv.study_eps, "study_eps")
+    cli_flags.check_radius(fv.study_max_radius, "study_max_radius")
     for eps in eps_grid:
-        config_lib.check_radius(eps, "study_eps_grid", zero_ok=True)
+        cli_flags.check_radius(eps, "study_eps_grid", zero_ok=True)
     checks = [
         (temperatures and min(temperatures) > 0, "--study_temperatures must be positive numbers"),
         (fv.study_points >= 1, f"--study_points must be >= 1, got {fv.study_points}"),
@@ -88,7 +87,7 @@ def options_from_flags(fv):
                    max_radius=fv.study_max_radius,
                    prune_fraction=fv.study_prune_fraction, prune_steps=fv.study_prune_steps,
                    robust_method=fv.robust_method, robust_model=fv.robust_model or fv.model,
-                   robust_hparams=config_lib.parse_hparams(fv.robust_hparams or fv.hparams, "robust_hparams"),
+                   robust_hparams=cli_flags.parse_hparams(fv.robust_hparams or fv.hparams, "robust_hparams"),
                    robust_warmup_epochs=fv.robust_warmup_epochs,
                    robust_ramp_epochs=fv.robust_ramp_epochs, force_stage=fv.force_stage)
 

@@ -67,7 +67,7 @@ class Options:
 
 def options_from_flags(fv):
     """Validates the train flags into `Options` (one-line `SwtfError` on a bad value)."""
-    from swtf.config import check_radius
+    from swtf.cli_flags import check_radius
 
     if not fv.model_name or not fv.model_name.replace("_", "").replace("-", "").isalnum():
         raise SwtfError(f"--model_name must be letters, digits, '_' or '-', got {fv.model_name!r}")
