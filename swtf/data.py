@@ -7,6 +7,7 @@ run's seed); the test split is fixed by the data set and never used to select an
 
 import dataclasses
 import os
+import socket
 import zipfile
 
 import numpy as np
@@ -139,6 +140,9 @@ def _class_count(y_train, y_test, known_classes, source):
             if index is not None:
                 raise SwtfError(f"{source}: {split} label {y[index].item()} at index {index} is outside "
                                 f"0..{num_classes - 1}, the data set's {num_classes} classes; correct the labels")
+    if num_classes < 2:
+        raise SwtfError(f"{source}: the training labels hold {num_classes} class; a classifier needs at least two "
+                        f"(labels 0..K-1, K >= 2)")
     absent = ~np.isin(y_test, y_train)
     if absent.any():
         index = int(np.argmax(absent))
@@ -193,16 +197,36 @@ def _read_npz_array(archive, key, source):
                         f"store plain numeric arrays with np.savez") from None
 
 
+# tensorflow-datasets downloads from Google Cloud Storage first; with no network its retries take minutes.
+DOWNLOAD_HOST = ("storage.googleapis.com", 443)
+
+
+def _check_download_possible(name):
+    """Fails at once, naming the fix, where a download could only end after minutes of retries."""
+    try:
+        socket.create_connection(DOWNLOAD_HOST, timeout=5).close()
+    except OSError:
+        raise SwtfError(f"{name} is not prepared locally and {DOWNLOAD_HOST[0]} cannot be reached to download it "
+                        f"(no network?); pass --data_dir with a {name}.npz copy") from None
+
+
 def _load_tfds(name, data_dir):
     """Both splits through tensorflow-datasets, which may download; a missing module or download is one line."""
+    if data_dir is not None and not os.path.isdir(data_dir):
+        raise SwtfError(f"--data_dir {data_dir} does not exist (and holds no {name}.npz); pass the folder with "
+                        f"{name}.npz or a tensorflow-datasets folder, or create it for a download")
     try:
         import tensorflow_datasets as tfds
 
+        if not tfds.builder(TFDS_NAMES[name], data_dir=data_dir).is_prepared():
+            _check_download_possible(name)
         splits = tfds.load(TFDS_NAMES[name], split=["train", "test"], data_dir=data_dir, as_supervised=True)
         arrays = []
         for split in splits:
             chunks = list(tfds.as_numpy(split.batch(4096)))
             arrays.append((np.concatenate([x for x, _ in chunks]), np.concatenate([y for _, y in chunks])))
+    except SwtfError:
+        raise
     except ImportError as err:  # tfds imports some of its dependencies only when it builds a data set
         module = (err.name or "tensorflow_datasets").split(".")[0]
         raise SwtfError(f"loading {name} through tensorflow-datasets needs the missing Python module {module}; "

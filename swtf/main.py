@@ -82,7 +82,7 @@ def save_effective_flags(config):
 
 def main(argv):
     del argv
-    logging.set_verbosity(logging.WARNING)
+    logging.set_verbosity(logging.ERROR)  # libraries' warnings (tensorflow-datasets, keras-tuner) off stderr
     tf = import_tensorflow()
     from swtf import config as config_lib
     from swtf import modes

@@ -2,7 +2,8 @@
 
 Every long step (training epochs, attacks and certificates per model, pruning rounds, search trials)
 reports through `Progress`, so redirected output stays a readable log (no escape codes, no carriage
-returns) and `--quiet` silences all of it in one place. It writes to stderr: stdout keeps the results.
+returns) and `--quiet` silences all of it in one place. The bar goes to stderr, a terminal; the plain lines
+go to stdout, so that stderr carries nothing but errors (one line, see `swtf.main`) in a log.
 """
 
 import sys
@@ -27,12 +28,13 @@ class Progress:
       unit: what one step is, for the bar's rate ("epoch", "model", "trial").
       quiet: report nothing.
       lines: without a terminal, write one line per step (False where the caller logs each step itself).
-      stream: where to write (default: `sys.stderr` at construction); a bar only if it is a terminal.
+      stream: where to write (default: a bar on `sys.stderr` if it is a terminal, else lines on `sys.stdout`).
     """
 
     def __init__(self, label, total=None, *, unit="step", quiet=False, lines=True, stream=None):
         self.label, self.total, self.quiet, self.lines = label, total, quiet, lines
         self.stream = stream or sys.stderr
+        self.line_stream = stream or sys.stdout
         self.done = 0
         self.start = time.monotonic()
         self.bar = None
@@ -50,13 +52,13 @@ class Progress:
             self.bar.set_postfix_str(text, refresh=False)
             self.bar.update()
         elif self.lines:
-            print(f"{self.label} [{self._count()}] {text} ({self._timing()})", file=self.stream, flush=True)
+            print(f"{self.label} [{self._count()}] {text} ({self._timing()})", file=self.line_stream, flush=True)
 
     def summary(self, note):
         """Without a terminal, one line for the whole job (where a line per step would flood a log); on a
         terminal the bar has shown it."""
         if not self.quiet and self.bar is None:
-            print(f"{self.label}: {note} ({time.monotonic() - self.start:.1f} s)", file=self.stream, flush=True)
+            print(f"{self.label}: {note} ({time.monotonic() - self.start:.1f} s)", file=self.line_stream, flush=True)
 
     def write(self, line):
         """Prints a result line on stdout without breaking the bar (it is redrawn below the line)."""

@@ -52,7 +52,13 @@ def test_shared_mnist_copy_is_used_from_data_dir():
     assert d.class_names[0] == "0"
 
 
-def test_tfds_path_works_with_mocked_data():
+@pytest.fixture
+def download_possible(monkeypatch):
+    """Tests that mock tensorflow-datasets' download skip the network probe that precedes a real one."""
+    monkeypatch.setattr(data, "_check_download_possible", lambda name: None)
+
+
+def test_tfds_path_works_with_mocked_data(download_possible):
     with tfds.testing.mock_data(num_examples=300):
         d = data.load_dataset("fashion_mnist", seed=0)
     assert d.input_shape == (28, 28, 1) and d.class_names[0] == "T-shirt/top"
@@ -129,7 +135,7 @@ def test_npz_class_count_is_the_distinct_training_labels_in_any_whole_number_for
     assert sorted(np.concatenate([d.y_train, d.y_val]).tolist()) == sorted(labels.tolist())
 
 
-def test_missing_modules_are_named_with_their_install_command(monkeypatch):
+def test_missing_modules_are_named_with_their_install_command(monkeypatch, download_possible):
     def load_needing_importlib_resources(*args, **kwargs):
         raise ModuleNotFoundError("No module named 'importlib_resources'", name="importlib_resources")
 
@@ -143,7 +149,7 @@ def test_missing_modules_are_named_with_their_install_command(monkeypatch):
         data.load_dataset("cifar10")
 
 
-def test_failed_downloads_still_point_at_the_network(monkeypatch):
+def test_failed_downloads_still_point_at_the_network(monkeypatch, download_possible):
     def unreachable(*args, **kwargs):
         raise ConnectionError("connection refused")
 
@@ -214,3 +220,24 @@ def test_transfer_data_files_are_read_with_the_same_checks(tmp_path):
     np.savez(tmp_path / "labels_only.npz", y_train=np.arange(3))
     with pytest.raises(SwtfError, match="lacks keys x_train"):
         transfer.load_transfer_images(("npz", str(tmp_path / "labels_only.npz")), None, None, 0)
+
+
+def test_one_class_npz_is_refused(tmp_path):
+    path = tmp_path / "one.npz"
+    np.savez(path, x_train=np.zeros((20, 4, 4), np.uint8), y_train=np.zeros(20, int),
+             x_test=np.zeros((5, 4, 4), np.uint8), y_test=np.zeros(5, int))
+    with pytest.raises(SwtfError, match="1 class; a classifier needs at least two"):
+        data.load_dataset(f"npz:{path}")
+
+
+def test_a_missing_data_dir_is_named_before_any_download():
+    with pytest.raises(SwtfError, match="--data_dir /no/such/folder does not exist"):
+        data.load_dataset("mnist", data_dir="/no/such/folder")
+
+
+def test_no_network_fails_at_once_instead_of_retrying_for_minutes(tmp_path, monkeypatch):
+    """A data set that is not prepared needs a download; with the download host unreachable that is one line
+    at once (tensorflow-datasets itself retries for minutes and prints its warnings)."""
+    monkeypatch.setattr(data, "DOWNLOAD_HOST", ("127.0.0.1", 9))  # the discard port: refused at once
+    with pytest.raises(SwtfError, match="cannot be reached to download it"):
+        data.load_dataset("fashion_mnist", data_dir=str(tmp_path))

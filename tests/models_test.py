@@ -86,3 +86,10 @@ def test_bad_requests_raise_one_line_errors(name, kwargs, fragment):
     with pytest.raises(SwtfError, match=fragment) as err:
         models.build(name, (8, 8, 1), 10, **kwargs)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("hparams", [{"width": -5}, {"width": "a"}, {"bogus": 1}])
+def test_bad_hyper_parameter_values_are_one_line(hparams):
+    with pytest.raises(SwtfError, match="bad hyper-parameters for snn") as err:
+        models.build("snn", (8, 8, 1), 10, **hparams)
+    assert "\n" not in str(err.value)

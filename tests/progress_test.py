@@ -81,7 +81,7 @@ def test_training_prints_one_plain_line_per_model(trained_run):
     _, result = trained_run
     assert_plain_and_small(result)
     assert not progress_lines(result)
-    lines = [line for line in result.stderr.splitlines() if line.startswith("teacher: ")]
+    lines = [line for line in result.stdout.splitlines() if line.startswith("teacher: ")]
     assert len(lines) == 1 and re.match(r"teacher: 2 epochs, best val_accuracy [\d.]+ at epoch [12] \(", lines[0])
 
 

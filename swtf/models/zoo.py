@@ -155,8 +155,8 @@ def build(name, input_shape, num_classes, *, normalization=None, seed=None, **hp
         keras.utils.set_random_seed(seed)
     try:
         layers = ARCHITECTURES[name](num_classes, **hparams)
-    except TypeError as err:
-        raise SwtfError(f"bad hyper-parameters for {name}: {err}") from None
+    except (TypeError, ValueError) as err:  # an unknown key, or a value Keras refuses (a width of -5)
+        raise SwtfError(f"bad hyper-parameters for {name} ({hparams}): {str(err).splitlines()[0]}") from None
     layers = _normalization_layers(normalization, input_shape) + layers
     recorded = {k: _json_ready(v) for k, v in hparams.items()}
     if normalization is not None:
