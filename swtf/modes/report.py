@@ -14,6 +14,6 @@ def run(config):
         if mode.merge_pending(config.run_dir):
             print(f"report: merged the {name} shards")
     metrics = build_report(config)
-    for row in metrics.get("verdicts", []):
+    for row in metrics.get("claims", []):
         print(f"verdict: {row['sentence']}")
     print(f"report: {config.run_dir}/report.html, report.md, metrics.json, plots/")

@@ -4,11 +4,16 @@ Missing artifacts (a stage not run yet) leave their section out with a note; not
 """
 
 import base64
+import datetime
+import glob
 import html
 import os
+import platform
+import sys
 
 import numpy as np
 
+import swtf
 from swtf import io, runs
 from swtf.attack.plots import plot_robustness_curves
 from swtf.errors import SwtfError
@@ -29,30 +34,123 @@ def _teachers(records):
     return [name for name, r in records.items() if r["metrics"].get("role") in ("teacher", "robust_teacher")]
 
 
-def _verdicts(config, records, certify):
-    """One verdict per teacher: its validation-best certifiable student, and its pruned student if certified."""
+def _radii(certify):
+    """Per certifiable model, the first method's certified radius per point, misclassified points at 0."""
     method = certify["methods"][0]
-    eps = certify["eps"]
-    radii = {name: np.where(certify["correct"][name], by_method[method], 0.0)
-             for name, by_method in certify["radii"].items()}
-    summaries = {name: verdict.model_summary(radii[name], eps, certify["correct"][name], records[name]["params"])
-                 for name in radii}
-    rows = []
-    for teacher in _teachers(records):
-        if teacher not in radii:
+    return {name: np.where(certify["correct"][name], by_method[method], 0.0)
+            for name, by_method in certify["radii"].items()}
+
+
+def _attack_radii(certify, attack):
+    """Per model both stages cover, its attack radius per point (`verdict.attack_radii`) and whether it is
+    empirically robust at the study's eps; {} without an attack stage. Both stages must share their points."""
+    if not attack:
+        return {}
+    found = {}
+    for name, curve in attack["curves"].items():
+        if name not in certify["correct"]:
             continue
-        students = [n for n in radii if records[n]["metrics"].get("teacher") == teacher]
-        if not students:
+        if curve["points"] != certify["points"]:
+            raise SwtfError(f"{name} was attacked on {curve['points']} points but certified on "
+                            f"{certify['points']}; rerun the study so both stages use the same points")
+        clean = certify["correct"][name]
+        found[name] = (verdict.attack_radii(curve["correct"], curve["eps"], clean),
+                       verdict.empirically_robust(curve["correct"], curve["eps"], certify["eps"], clean),
+                       max(curve["eps"]))
+    return found
+
+
+def _pairs(records, names):
+    """(teacher, student) pairs the verdict compares: each teacher's validation-best distilled student, then
+    its other students (pruned, re-trained, straight); only models in `names`."""
+    pairs = []
+    for teacher in _teachers(records):
+        students = [n for n in names if records[n]["metrics"].get("teacher") == teacher]
+        if teacher not in names or not students:
             continue
         distilled = [n for n in students if records[n]["metrics"].get("role") == "student"]
         chosen = max(distilled or students, key=lambda n: records[n]["metrics"].get("val_accuracy", 0.0))
-        for student in [chosen] + [n for n in students if records[n]["metrics"].get("role") != "student"]:
-            row = verdict.compare(summaries[teacher], summaries[student], radii[teacher], radii[student], eps,
-                                  seed=config.seed)
-            rows.append({"teacher": teacher, "student": student, **row,
-                         "sentence": verdict.sentence(teacher, student, row, eps),
-                         "teacher_summary": summaries[teacher], "student_summary": summaries[student]})
-    return summaries, rows
+        others = [n for n in students if records[n]["metrics"].get("role") != "student"]
+        pairs += [(teacher, student) for student in [chosen] + others]
+    return pairs
+
+
+def _verdicts(config, records, certify, attack):
+    """Per-model summaries, one verdict row per pair and basis (Holm-corrected together), one claim per pair."""
+    eps, method = certify["eps"], certify["methods"][0]
+    radii = _radii(certify)
+    under_attack = _attack_radii(certify, attack)
+    summaries = {}
+    for name in radii:
+        summaries[name] = verdict.model_summary(radii[name], eps, certify["correct"][name], records[name]["params"])
+        if name in under_attack:
+            summaries[name].update(verdict.empirical_summary(radii[name], *under_attack[name]))
+    values = {"certified": radii,
+              "empirical": {n: np.minimum(r, grid_max) for n, (r, _, grid_max) in under_attack.items()}}
+    pairs = _pairs(records, list(radii))
+    rows = []
+    for teacher, student in pairs:
+        for basis in verdict.BASES:
+            if teacher in values[basis] and student in values[basis]:
+                rows.append({"teacher": teacher, "student": student, **verdict.compare(
+                    summaries[teacher], summaries[student], values[basis][teacher], values[basis][student],
+                    basis=basis, seed=config.seed)})
+    verdict.decide(rows)
+    claims = []
+    for teacher, student in pairs:
+        pair_rows = [r for r in rows if (r["teacher"], r["student"]) == (teacher, student)]
+        answer, text = verdict.sentence(teacher, student, pair_rows, summaries, eps, method=method)
+        claims.append({"teacher": teacher, "student": student, "answer": answer, "sentence": text})
+        for row in pair_rows:
+            row.update(sentence=text, teacher_summary=summaries[teacher], student_summary=summaries[student])
+    return summaries, rows, claims
+
+
+def read_flagfiles(run_dir):
+    """{mode: {flag: value}} from the run's flags_<mode>.cfg files (the effective flags of each mode's last
+    command); a bare boolean flag reads "true", its --no form "false"."""
+    found = {}
+    for path in sorted(glob.glob(os.path.join(run_dir, "flags_*.cfg"))):
+        flags = {}
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+        for line in lines:
+            if not line.startswith("--"):
+                continue
+            name, has_value, value = line[2:].partition("=")
+            if has_value:
+                flags[name] = value
+            elif name.startswith("no"):
+                flags[name[2:]] = "false"
+            else:
+                flags[name] = "true"
+        found[os.path.basename(path)[len("flags_"):-len(".cfg")]] = flags
+    return found
+
+
+def provenance(config, metrics):
+    """What produced the report: swtf version, command, effective flags, seeds, attack and bound settings,
+    date (UTC) and library versions."""
+    import keras
+    import tensorflow as tf
+
+    flags = read_flagfiles(config.run_dir)
+    study_flags = flags.get("study", {})
+    attack, certify = metrics.get("attack") or {}, metrics.get("certify") or {}
+    curve = next(iter(attack.get("curves", {}).values()), {})
+    return {"version": swtf.__version__, "command": " ".join(sys.argv), "flags": flags,
+            "seeds": {"training": int(study_flags.get("seed", metrics["seed"])), "attack": curve.get("seeds"),
+                      "bootstrap": config.seed},
+            "settings": {"attack": {**{k: attack.get(k) for k in ("attack", "norm", "steps", "restarts")},
+                                    "eps_grid": curve.get("eps"), "points": curve.get("points")},
+                         "certify": {"methods": certify.get("methods"), "eps": certify.get("eps"),
+                                     "points": certify.get("points"),
+                                     "max_radius": study_flags.get("study_max_radius")},
+                         "bootstrap": {"samples": verdict.BOOTSTRAP_SAMPLES, "confidence": verdict.CONFIDENCE,
+                                       "correction": "holm"}},
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__,
+                         "python": platform.python_version()}}
 
 
 def collect(config):
@@ -66,7 +164,9 @@ def collect(config):
     for name in ("students", "prune", "attack", "certify"):
         metrics[name] = _read(config, f"{name}.json")
     if metrics["certify"] and metrics["certify"].get("correct"):
-        metrics["certified"], metrics["verdicts"] = _verdicts(config, records, metrics["certify"])
+        metrics["certified"], metrics["verdicts"], metrics["claims"] = _verdicts(
+            config, records, metrics["certify"], metrics["attack"])
+    metrics["provenance"] = provenance(config, metrics)
     return metrics
 
 
@@ -91,8 +191,7 @@ def make_plots(config, metrics):
         made.append(("Adversarial: accuracy under PGD against eps", path))
     if metrics.get("certified"):
         method = metrics["certify"]["methods"][0]
-        radii = {n: np.where(metrics["certify"]["correct"][n], r[method], 0.0)
-                 for n, r in metrics["certify"]["radii"].items()}
+        radii = _radii(metrics["certify"])
         made.append(("Certification: sorted certified radii", plots.sorted_radii(
             radii, method, os.path.join(folder, "certify_sorted_radii.png"))))
         made.append(("Certification: certified accuracy against eps", plots.certified_accuracy_vs_eps(
@@ -100,9 +199,16 @@ def make_plots(config, metrics):
     return made
 
 
+def _fmt(value, digits):
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
 def _model_table(metrics):
+    """Every model of the run: what it is, its accuracy on the whole test set and its certified radius."""
     certified = metrics.get("certified", {})
-    header = ["model", "role", "architecture", "parameters", "test accuracy", "mean radius", "certified accuracy"]
+    points = (metrics.get("certify") or {}).get("points")
+    header = ["model", "role", "architecture", "parameters", "test accuracy (whole test set)",
+              f"mean radius ({points} points)", f"certified accuracy ({points} points)"]
     rows = []
     for name, m in metrics["models"].items():
         c = certified.get(name)
@@ -126,20 +232,81 @@ def _html_table(header, rows):
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _robustness_tables(metrics):
+    """Per teacher, [(teacher, header, rows)]: it and its certified students on the attacked and certified
+    points: clean, certified and empirical accuracy, mean certified and attack radius, verifier gap."""
+    certified, models = metrics.get("certified", {}), metrics["models"]
+    if not certified:
+        return []
+    eps, points = metrics["certify"]["eps"], metrics["certify"]["points"]
+    header = ["model", "role", "parameters", f"clean accuracy ({points} points)",
+              f"certified accuracy at eps={eps:g}", f"empirical robust accuracy at eps={eps:g}",
+              "mean certified radius", "mean attack radius", "verifier gap"]
+    tables = []
+    for teacher in [n for n in certified if models[n].get("role") in ("teacher", "robust_teacher")]:
+        members = [teacher] + [n for n in certified if models[n].get("teacher") == teacher]
+        rows = [[n, models[n].get("role", ""), f"{models[n]['params']:,}", _fmt(certified[n]["clean_accuracy"], 3),
+                 _fmt(certified[n]["certified_accuracy"], 3), _fmt(certified[n].get("empirical_robust_accuracy"), 3),
+                 _fmt(certified[n]["mean_radius"], 4), _fmt(certified[n].get("mean_attack_radius"), 4),
+                 _fmt(certified[n].get("verifier_gap"), 4)] for n in members]
+        tables.append((teacher, header, rows))
+    return tables
+
+
+def _provenance_lines(metrics):
+    """The provenance block as "label: value" lines (the flags go in their own block)."""
+    p = metrics["provenance"]
+    settings = p["settings"]
+    return [f"swtf {p['version']}, created {p['created']}",
+            f"command: {p['command']}",
+            "versions: " + ", ".join(f"{k} {v}" for k, v in p["versions"].items()),
+            "seeds: " + ", ".join(f"{k} {v}" for k, v in p["seeds"].items()),
+            "attack: " + ", ".join(f"{k} {v}" for k, v in settings["attack"].items()),
+            "bounds: " + ", ".join(f"{k} {v}" for k, v in settings["certify"].items()),
+            "verdict statistics: " + ", ".join(f"{k} {v}" for k, v in settings["bootstrap"].items())]
+
+
+def _verdict_notes(metrics):
+    """How to read the verdict: point set, statistics, what it does not cover."""
+    if not metrics.get("claims"):
+        return []
+    certify, rows = metrics["certify"], metrics["verdicts"]
+    return [f"Both bases compare the same first {certify['points']} test points (attacked and certified). Certified "
+            f"radius: {certify['methods'][0]}, L∞, input box [0, 1], misclassified points at 0. Attack radius: the "
+            f"smallest eps of the PGD grid that broke the point under any seed (0 if misclassified clean); a point "
+            f"never broken is capped at the grid's largest eps, so the empirical basis cannot see beyond it. "
+            f"Verifier gap: mean attack radius - mean certified radius over the points the attack broke.",
+            f"p-values: two-sided paired bootstrap ({verdict.BOOTSTRAP_SAMPLES} draws: twice the share of resampled "
+            f"mean differences on the far side of 0), Holm-corrected across the {len(rows)} claims (pairs x bases) "
+            f"of this report at family-wise level {verdict.FAMILY_LEVEL:g}.",
+            f"The verdict does not cover training randomness: every model was trained once "
+            f"(training seed {metrics['provenance']['seeds']['training']})."]
+
+
 def render(config, metrics, plot_files):
     """Writes report.md and a self-contained report.html (plots embedded as base64 PNG)."""
     eps = (metrics.get("certify") or {}).get("eps")
     title = f"swtf study: {metrics['dataset']}"
-    verdict_lines = [v["sentence"] for v in metrics.get("verdicts", [])] or [
+    verdict_lines = [c["sentence"] for c in metrics.get("claims", [])] or [
         "No verdict yet: the certification stage has not run."]
+    verdict_notes = _verdict_notes(metrics)
     header, rows = _model_table(metrics)
+    robustness = _robustness_tables(metrics)
     notes = [f"Certified radii and certified accuracy are on the first {metrics['certify']['points']} test points "
              f"(method {metrics['certify']['methods'][0]}, L∞, input box [0, 1]); misclassified points count as "
              f"radius 0; certified accuracy is at eps={eps:g}." if metrics.get("certify") else ""]
     refused = (metrics.get("certify") or {}).get("not_certifiable", {})
     notes += [f"{name} is not certifiable: {reason}" for name, reason in refused.items()]
-    md = [f"# {title}", "", "## Verdict", ""] + [f"- {line}" for line in verdict_lines] + [
-        "", "## Models", "", _markdown_table(header, rows), ""] + [n for n in notes if n] + [""]
+    flags = metrics["provenance"]["flags"]
+    flag_text = {mode: "\n".join(f"--{k}={v}" for k, v in values.items()) for mode, values in flags.items()}
+    md = [f"# {title}", "", "## Verdict", ""] + [f"- {line}" for line in verdict_lines] + [""] + verdict_notes + [
+        "", "## Models", ""]
+    for teacher, t_header, t_rows in robustness:
+        md += [f"### {teacher} and its students", "", _markdown_table(t_header, t_rows), ""]
+    md += ["### All models", "", _markdown_table(header, rows), ""] + [n for n in notes if n] + [""]
+    md += ["## Provenance", ""] + [f"- {line}" for line in _provenance_lines(metrics)] + [""]
+    for mode, text in flag_text.items():
+        md += [f"Effective flags of --mode={mode}:", "", "```", text, "```", ""]
     for caption, path in plot_files:
         md += [f"## {caption}", "", f"![{caption}](plots/{os.path.basename(path)})", ""]
     io.write_text(os.path.join(config.run_dir, "report.md"), "\n".join(md))
@@ -150,6 +317,10 @@ def render(config, metrics, plot_files):
             encoded = base64.b64encode(f.read()).decode("ascii")
         figures.append(f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{encoded}'>"
                        f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+    tables = "".join(f"<h3>{html.escape(teacher)} and its students</h3>{_html_table(t_header, t_rows)}"
+                     for teacher, t_header, t_rows in robustness)
+    flag_blocks = "".join(f"<details><summary>Effective flags of --mode={html.escape(mode)}</summary>"
+                          f"<pre>{html.escape(text)}</pre></details>" for mode, text in flag_text.items())
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;max-width:980px;margin:2em auto;padding:0 1em;color:#222}}
@@ -158,8 +329,11 @@ td:first-child,th:first-child{{text-align:left}}figure{{margin:1.5em 0}}img{{max
 .verdict li{{margin:0.5em 0}}</style></head><body>
 <h1>{html.escape(title)}</h1>
 <h2>Verdict</h2><ul class="verdict">{''.join(f'<li>{html.escape(v)}</li>' for v in verdict_lines)}</ul>
-<h2>Models</h2>{_html_table(header, rows)}
+{''.join(f'<p>{html.escape(n)}</p>' for n in verdict_notes)}
+<h2>Models</h2>{tables}<h3>All models</h3>{_html_table(header, rows)}
 {''.join(f'<p>{html.escape(n)}</p>' for n in notes if n)}
+<h2>Provenance</h2><ul>{''.join(f'<li>{html.escape(line)}</li>' for line in _provenance_lines(metrics))}</ul>
+{flag_blocks}
 <h2>Plots</h2>{''.join(figures)}
 </body></html>
 """
