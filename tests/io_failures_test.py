@@ -7,8 +7,10 @@ import json
 import os
 import re
 import shutil
+import signal
 import stat
 import subprocess
+import sys
 import types
 
 import pytest
@@ -26,7 +28,7 @@ from swtf.modes import study as study_mode
 from swtf.modes import train as train_mode
 from swtf.study import pipeline
 from swtf.study.ledger import StageLedger
-from tests.cli_helpers import assert_one_line_error, swtf_cli
+from tests.cli_helpers import REPO, assert_one_line_error, swtf_cli
 
 FLAGS = flags.FLAGS
 modes.import_available()  # defines every mode's flags
@@ -373,3 +375,43 @@ def test_a_real_full_disk_in_train_and_certify_is_one_line_and_keeps_the_model(t
     result = swtf_cli("--mode=certify", "--num_points=20", "--quiet", f"--run_dir={disk}/run")
     assert_one_line_error(result, "No space left on device")
     assert content_digest(str(disk / "run" / "models" / "teacher.keras")) == content_digest(str(model_file))
+
+
+_KILLED_PIPELINE = """
+import os, signal, sys, types
+from swtf.study import pipeline
+from tests.io_failures_test import artifact_stages
+
+fsyncs, real_fsync = [], os.fsync
+def fsync(fd):  # kill -9 after the first n files were written in full, in the middle of the next write
+    fsyncs.append(fd)
+    if len(fsyncs) > int(sys.argv[2]):
+        os.kill(os.getpid(), signal.SIGKILL)
+    real_fsync(fd)
+os.fsync = fsync
+pipeline.run_pipeline(artifact_stages([]), types.SimpleNamespace(run_dir=sys.argv[1], quiet=True, x=3), None,
+                      log=lambda line: None)
+"""
+
+
+@pytest.mark.parametrize("writes_before_kill", range(6))  # each stage writes its artifact, then its marker
+def test_kill_9_in_any_stage_keeps_finished_stages_and_a_rerun_completes(tmp_path, writes_before_kill):
+    """SIGKILL in the middle of each write of each stage (a subprocess, killed from inside its fsync): the
+    artifacts already written parse, finished stages stay finished, and a rerun reaches the uninterrupted run's
+    artifacts running only the stages that had not finished."""
+    reference = types.SimpleNamespace(run_dir=str(tmp_path / "reference"), quiet=True, x=3)
+    pipeline.run_pipeline(artifact_stages([]), reference, None, log=lambda line: None)
+    killed = types.SimpleNamespace(run_dir=str(tmp_path / "killed"), quiet=True, x=3)
+    done = subprocess.run([sys.executable, "-c", _KILLED_PIPELINE, killed.run_dir, str(writes_before_kill)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    finished = StageLedger(killed.run_dir).summaries()
+    assert len(finished) == writes_before_kill // 2
+    for path in json_files(killed.run_dir):
+        io.read_json(path)  # what a killed write leaves is a temporary, never a half-written artifact
+    calls = []
+    pipeline.run_pipeline(artifact_stages(calls), killed, None, log=lambda line: None)
+    assert calls == ["a", "b", "c"][len(finished):]
+    for name in ("a", "b", "c"):
+        assert (io.read_json(os.path.join(killed.run_dir, "out", f"{name}.json"))
+                == io.read_json(os.path.join(reference.run_dir, "out", f"{name}.json")))
