@@ -13,6 +13,7 @@ from swtf.errors import SwtfError
 from swtf.models import count_params
 
 RECORD_KEYS = ("architecture", "params", "metrics")
+TEACHER_ROLES = ("teacher", "robust_teacher")  # the reference models: students are compared with them
 
 
 def model_path(run_dir, name):
@@ -70,3 +71,9 @@ def list_trained(run_dir):
         return []
     return sorted(f[:-5] for f in os.listdir(folder) if f.endswith(".json") and not io.is_temporary(f)
                   and os.path.isfile(os.path.join(folder, f[:-5] + ".keras")))
+
+
+def teachers(run_dir, names):
+    """Those of `names` with a record giving them a teacher's role (the plots' reference models)."""
+    return [n for n in names if os.path.isfile(record_path(run_dir, n))
+            and read_record(run_dir, n)["metrics"].get("role") in TEACHER_ROLES]

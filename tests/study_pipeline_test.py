@@ -169,3 +169,31 @@ def test_report_of_a_tiny_study_writes_the_new_metrics_keys(tmp_path):
         assert heading in report
     assert "Not shown" not in report
     assert "Provenance" in (tmp_path / "report.html").read_text()
+
+
+def test_report_plots_each_teachers_certified_and_empirical_accuracy_on_the_attack_grid(tmp_path, monkeypatch):
+    from swtf.report import build
+
+    drawn = []
+    original = build.plots.robust_accuracy_vs_eps
+    monkeypatch.setattr(build.plots, "robust_accuracy_vs_eps", lambda *args: drawn.append(args) or original(*args))
+    stages, clean, outcomes, radii = fake_study_stages()
+    run = types.SimpleNamespace(run_dir=str(tmp_path), quiet=True, dataset="digits", seed=0)
+    pipeline.run_pipeline(stages, run, None, log=lambda line: None)
+    build.build_report(run)
+
+    (eps_grid, empirical, certified, teacher, title, points, method, path), = drawn
+    assert teacher == "teacher" and points == 120 and method == "crown" and set(empirical) == {"teacher", "student"}
+    assert "PGD, 5 steps x 1 restart" in title and "digits" in title
+    for name in ("teacher", "student"):
+        correct = np.asarray(outcomes[name])  # [eps][seed][point]
+        np.testing.assert_allclose(empirical[name], [np.mean(c.all(axis=0) & clean[name]) for c in correct])
+        np.testing.assert_allclose(certified[name], [np.mean(clean[name] & (np.asarray(radii[name]) >= eps))
+                                                     for eps in eps_grid])
+    report = (tmp_path / "report.md").read_text()
+    assert "![Robustness: certified and empirical robust accuracy of teacher and its students]" \
+           "(plots/robust_accuracy_teacher.png)" in report
+    assert "the gap between a model's dashed and solid line is what the verifier cannot prove" in report.lower()
+    assert "robust_accuracy_teacher.png" not in (tmp_path / "report.html").read_text()  # embedded, not linked
+    assert "on the dashed lines for certifiability" in (tmp_path / "report.html").read_text()
+    assert os.path.isfile(path)

@@ -1,27 +1,11 @@
 """The certification stage's plots: sorted certified radii, and certified accuracy against eps."""
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from swtf import io  # noqa: E402
-
-NORM_LABELS = {"linf": "L∞", "l2": "L2"}
+from swtf import plotting
 
 
-def _save(figure, path):
-    with io.atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-    plt.close(figure)
-
-
-def _radius_label(norm):
-    return f"{NORM_LABELS[norm]} radius (pixel units, [0,1])"
-
-
-def plot_sorted_radii(radii, norm, path, title="Certified radii"):
+def plot_sorted_radii(radii, norm, path, title="Certified radii", references=()):
     """One line per model: its radii sorted in decreasing order against the fraction of points.
 
     Args:
@@ -29,18 +13,17 @@ def plot_sorted_radii(radii, norm, path, title="Certified radii"):
       norm: 'linf' or 'l2' (names the axis).
       path: the PNG to write.
       title: the plot's title.
+      references: the teachers among the labels, drawn thick and on top.
     """
-    figure, axes = plt.subplots(figsize=(6, 4))
-    for label, values in radii.items():
-        values = np.sort(np.asarray(values, np.float64))[::-1]
+    figure, axes = plotting.model_axes()
+    points = max((len(r) for r in radii.values()), default=0)
+    for label in sorted(radii, key=lambda n: n not in references):
+        values = np.sort(np.asarray(radii[label], np.float64))[::-1]
         fraction = np.arange(len(values) + 1) / max(len(values), 1)  # point i covers [i/N, (i+1)/N)
-        axes.step(fraction, np.append(values, values[-1:]), where="post", label=label)
-    axes.set_title(title)
-    axes.set_xlabel("fraction of points (sorted by radius, largest first)")
-    axes.set_ylabel("certified " + _radius_label(norm))
-    axes.grid(alpha=0.3)
-    axes.legend()
-    _save(figure, path)
+        axes.step(fraction, np.append(values, values[-1:]), where="post", **plotting.line_style(label, references))
+    plotting.finish(axes, title, f"fraction of the {points} test points (sorted by radius, largest first)",
+                    f"certified radius ({plotting.NORM_LABELS[norm]}, pixel units in [0, 1])")
+    plotting.save(figure, path)
 
 
 def certified_accuracy_curve(radii, correct, eps_grid):
@@ -51,20 +34,21 @@ def certified_accuracy_curve(radii, correct, eps_grid):
     return np.array([np.mean(correct & (radii >= eps)) if len(radii) else np.nan for eps in eps_grid])
 
 
-def plot_certified_accuracy(results, norm, path, title="Certified accuracy against radius"):
-    """One line per model: certified accuracy (%) against eps, read off its certified radii.
+def plot_certified_accuracy(results, norm, path, title="Certified accuracy against radius", references=()):
+    """One line per model: certified accuracy against eps, read off its certified radii.
 
-    `results` is `{label: (radii, correct)}`, `correct` marking the correctly classified points.
+    `results` is `{label: (radii, correct)}`, `correct` marking the correctly classified points; `references`
+    the teachers among the labels, drawn thick and on top.
     """
-    figure, axes = plt.subplots(figsize=(6, 4))
+    figure, axes = plotting.model_axes()
     largest = max([float(np.max(r)) for r, _ in results.values() if len(r)] + [1e-3])
     eps_grid = np.linspace(0.0, 1.05 * largest, 200)
-    for label, (radii, correct) in results.items():
-        axes.plot(eps_grid, 100 * certified_accuracy_curve(radii, correct, eps_grid), label=label)
-    axes.set_title(title)
-    axes.set_xlabel("eps, " + _radius_label(norm))
-    axes.set_ylabel("certified accuracy (%)")
-    axes.set_ylim(-2, 102)
-    axes.grid(alpha=0.3)
-    axes.legend()
-    _save(figure, path)
+    points = max((len(r) for r, _ in results.values()), default=0)
+    for label in sorted(results, key=lambda n: n not in references):
+        radii, correct = results[label]
+        axes.plot(eps_grid, certified_accuracy_curve(radii, correct, eps_grid),
+                  **plotting.line_style(label, references))
+    axes.set_ylim(-0.02, 1.02)
+    plotting.finish(axes, title, plotting.radius_label(norm),
+                    f"certified accuracy (fraction of {points} test points)")
+    plotting.save(figure, path)

@@ -110,13 +110,9 @@ def attack_kwargs(opts):
     return kwargs
 
 
-def _count(n, noun):
-    return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
 def _describe_attack(opts):
     budget = "" if opts.attack == "fgsm" else f", {opts.steps} steps"
-    restarts = f" x {_count(opts.restarts, 'restart')}" if "restarts" in attack_kwargs(opts) else ""
+    restarts = f" x {attack_plots.count(opts.restarts, 'restart')}" if "restarts" in attack_kwargs(opts) else ""
     return f"{opts.attack} {opts.norm} ({opts.backend}{budget}{restarts})"
 
 
@@ -165,7 +161,7 @@ def attack_shard(config, settings, targets, num_shards, index):
 def merge(run_dir, settings, results):
     """Writes the run's curves from shard results (in shard order), as an unsharded run writes them."""
     opts = Options(**settings["options"])
-    seeds = _count(len(opts.seeds), "seed")
+    seeds = attack_plots.count(len(opts.seeds), "seed")
     merged = {}
     for name in results[0]:
         outcomes = curves.concatenate_outcomes([result[name] for result in results])
@@ -179,7 +175,8 @@ def merge(run_dir, settings, results):
                         options=settings["options"])
     plot = os.path.join(runs.plots_dir(run_dir), "attack_curves.png")
     attack_plots.plot_robustness_curves(merged, plot, norm=opts.norm, band=opts.band,
-                                        title=f"Accuracy under {_describe_attack(opts)}, {settings['dataset']}, "
+                                        references=runs.teachers(run_dir, list(merged)),
+                                        title=f"Accuracy under attack ({opts.backend} backend), {settings['dataset']}, "
                                               f"{settings['points']} test points")
     print(f"attack: {len(merged)} models -> {folder}/curves.csv, {plot}")
 

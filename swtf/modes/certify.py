@@ -144,10 +144,12 @@ def _write_plots(run_dir, settings, results):
     """`results`: {model name: (radii, correctly classified)}."""
     folder = runs.plots_dir(run_dir)
     title = f"{settings['dataset']}, {settings['method']}, {settings['points']} test points"
+    references = runs.teachers(run_dir, list(results))
     certify_plots.plot_sorted_radii({name: radii for name, (radii, _) in results.items()}, settings["norm"],
-                                    os.path.join(folder, "certify_radii.png"), title=f"Certified radii ({title})")
+                                    os.path.join(folder, "certify_radii.png"), title=f"Certified radii ({title})",
+                                    references=references)
     certify_plots.plot_certified_accuracy(results, settings["norm"], os.path.join(folder, "certify_accuracy.png"),
-                                          title=f"Certified accuracy against eps ({title})")
+                                          title=f"Certified accuracy against eps ({title})", references=references)
 
 
 def _describe(summary):

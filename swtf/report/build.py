@@ -15,7 +15,8 @@ import numpy as np
 
 import swtf
 from swtf import io, runs
-from swtf.attack.plots import plot_robustness_curves
+from swtf.attack.plots import describe_attack, plot_robustness_curves
+from swtf.certify.plots import certified_accuracy_curve, plot_certified_accuracy, plot_sorted_radii
 from swtf.errors import SwtfError
 from swtf.report import plots, verdict
 from swtf.study.stages import artifact_path
@@ -31,7 +32,7 @@ def _records(config):
 
 
 def _teachers(records):
-    return [name for name, r in records.items() if r["metrics"].get("role") in ("teacher", "robust_teacher")]
+    return [name for name, r in records.items() if r["metrics"].get("role") in runs.TEACHER_ROLES]
 
 
 def _radii(certify):
@@ -170,32 +171,75 @@ def collect(config):
     return metrics
 
 
+def _robust_accuracy_plots(metrics, folder):
+    """Per teacher both stages cover, [(title, path, caption)] of its and its students' certified and empirical
+    robust accuracy at every eps of the attack grid, on the same points."""
+    certify, attack, models = metrics["certify"], metrics["attack"], metrics["models"]
+    method = certify["methods"][0]
+    covered = [n for n in certify["correct"] if n in attack["curves"]]
+    made = []
+    for teacher in [n for n in covered if models[n].get("role") in runs.TEACHER_ROLES]:
+        members = [teacher] + [n for n in covered if models[n].get("teacher") == teacher]
+        eps_grid = attack["curves"][teacher]["eps"]
+        empirical, certified = {}, {}
+        for name in members:
+            clean, curve = certify["correct"][name], attack["curves"][name]
+            empirical[name] = [float(np.mean(verdict.empirically_robust(curve["correct"], curve["eps"], eps, clean)))
+                               for eps in eps_grid]
+            certified[name] = certified_accuracy_curve(certify["radii"][name][method], clean, eps_grid)
+        title = (f"Robust accuracy of {teacher} and its students, {metrics['dataset']}, L∞ norm\n"
+                 f"{describe_attack(attack['attack'], _attack_settings(attack))}; certified by {method}")
+        path = plots.robust_accuracy_vs_eps(eps_grid, empirical, certified, teacher, title, certify["points"],
+                                            method, os.path.join(folder, f"robust_accuracy_{teacher}.png"))
+        made.append((f"Robustness: certified and empirical robust accuracy of {teacher} and its students", path,
+                     "The gap between a model's dashed and solid line is what the verifier cannot prove; compare "
+                     "students with the teacher on the solid lines for robustness, on the dashed lines for "
+                     "certifiability."))
+    return made
+
+
+def _attack_settings(attack):
+    """The attack stage's steps, restarts and step size where stored (beside its curves)."""
+    return {k: attack[k] for k in ("steps", "restarts", "step_size") if attack.get(k) is not None}
+
+
 def make_plots(config, metrics):
-    """Writes every plot the artifacts allow; returns [(title, path)]."""
+    """Writes every plot the artifacts allow; returns [(title, path, caption)]."""
     folder = runs.plots_dir(config.run_dir)
     made = []
     teacher = metrics["models"].get("teacher")
     if metrics["students"] and teacher:
         selected = [r for r in metrics["students"] if r["selected"]]
         made.append(("Distillation: accuracy against parameters", plots.distillation_accuracy_vs_params(
-            selected, teacher, os.path.join(folder, "distill_accuracy_vs_params.png"))))
+            selected, "teacher", teacher, os.path.join(folder, "distill_accuracy_vs_params.png")), ""))
         made.append(("Distillation: accuracy against temperature", plots.distillation_accuracy_vs_temperature(
-            metrics["students"], os.path.join(folder, "distill_accuracy_vs_temperature.png"))))
+            metrics["students"], "teacher", teacher, os.path.join(folder, "distill_accuracy_vs_temperature.png")),
+            ""))
     if metrics["prune"] and teacher:
         made.append(("Pruning: accuracy against parameters", plots.pruning_accuracy_vs_params(
-            metrics["prune"]["steps"], teacher, os.path.join(folder, "prune_accuracy_vs_params.png"))))
+            metrics["prune"]["steps"], "teacher", teacher, os.path.join(folder, "prune_accuracy_vs_params.png")), ""))
+    references = [n for n, m in metrics["models"].items() if m.get("role") in runs.TEACHER_ROLES]
     if metrics["attack"]:
         path = os.path.join(folder, "attack_curves.png")
-        plot_robustness_curves(metrics["attack"]["curves"], path,
-                               title="Adversarial robustness under PGD")
-        made.append(("Adversarial: accuracy under PGD against eps", path))
+        points = next(iter(metrics["attack"]["curves"].values()))["points"]
+        plot_robustness_curves(metrics["attack"]["curves"], path, references=references,
+                               settings=_attack_settings(metrics["attack"]),
+                               title=f"Accuracy under attack, {metrics['dataset']}, {points} test points")
+        made.append(("Adversarial: accuracy under PGD against eps", path, ""))
     if metrics.get("certified"):
-        method = metrics["certify"]["methods"][0]
-        radii = _radii(metrics["certify"])
-        made.append(("Certification: sorted certified radii", plots.sorted_radii(
-            radii, method, os.path.join(folder, "certify_sorted_radii.png"))))
-        made.append(("Certification: certified accuracy against eps", plots.certified_accuracy_vs_eps(
-            radii, method, os.path.join(folder, "certify_accuracy_vs_eps.png"))))
+        certify = metrics["certify"]
+        method = certify["methods"][0]
+        title = f"{metrics['dataset']}, {method}, {certify['points']} test points, misclassified points at 0"
+        radii = _radii(certify)
+        path = os.path.join(folder, "certify_sorted_radii.png")
+        plot_sorted_radii(radii, "linf", path, title=f"Certified radii, sorted ({title})", references=references)
+        made.append(("Certification: sorted certified radii", path, ""))
+        path = os.path.join(folder, "certify_accuracy_vs_eps.png")
+        plot_certified_accuracy({n: (r, certify["correct"][n]) for n, r in radii.items()}, "linf", path,
+                                title=f"Certified accuracy against eps ({title})", references=references)
+        made.append(("Certification: certified accuracy against eps", path, ""))
+        if metrics["attack"]:
+            made += _robust_accuracy_plots(metrics, folder)
     return made
 
 
@@ -243,7 +287,7 @@ def _robustness_tables(metrics):
               f"certified accuracy at eps={eps:g}", f"empirical robust accuracy at eps={eps:g}",
               "mean certified radius", "mean attack radius", "verifier gap"]
     tables = []
-    for teacher in [n for n in certified if models[n].get("role") in ("teacher", "robust_teacher")]:
+    for teacher in [n for n in certified if models[n].get("role") in runs.TEACHER_ROLES]:
         members = [teacher] + [n for n in certified if models[n].get("teacher") == teacher]
         rows = [[n, models[n].get("role", ""), f"{models[n]['params']:,}", _fmt(certified[n]["clean_accuracy"], 3),
                  _fmt(certified[n]["certified_accuracy"], 3), _fmt(certified[n].get("empirical_robust_accuracy"), 3),
@@ -307,16 +351,17 @@ def render(config, metrics, plot_files):
     md += ["## Provenance", ""] + [f"- {line}" for line in _provenance_lines(metrics)] + [""]
     for mode, text in flag_text.items():
         md += [f"Effective flags of --mode={mode}:", "", "```", text, "```", ""]
-    for caption, path in plot_files:
-        md += [f"## {caption}", "", f"![{caption}](plots/{os.path.basename(path)})", ""]
+    for title, path, caption in plot_files:
+        md += [f"## {title}", "", f"![{title}](plots/{os.path.basename(path)})", ""]
+        md += [caption, ""] if caption else []
     io.write_text(os.path.join(config.run_dir, "report.md"), "\n".join(md))
 
     figures = []
-    for caption, path in plot_files:
+    for title, path, caption in plot_files:
         with open(path, "rb") as f:
             encoded = base64.b64encode(f.read()).decode("ascii")
-        figures.append(f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{encoded}'>"
-                       f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+        figures.append(f"<figure><img alt='{html.escape(title)}' src='data:image/png;base64,{encoded}'>"
+                       f"<figcaption><b>{html.escape(title)}</b> {html.escape(caption)}</figcaption></figure>")
     tables = "".join(f"<h3>{html.escape(teacher)} and its students</h3>{_html_table(t_header, t_rows)}"
                      for teacher, t_header, t_rows in robustness)
     flag_blocks = "".join(f"<details><summary>Effective flags of --mode={html.escape(mode)}</summary>"

@@ -1,126 +1,89 @@
-"""The report's plots, each titled with labelled axes and units, written as PNG files.
+"""The report's own plots, each titled with labelled axes and units and the teacher emphasised, written as PNG files.
 
 Every function takes plain rows read from the run's artifacts and a path, so plots never recompute
-anything: what they show is what the artifacts hold.
+anything: what they show is what the artifacts hold. The attack and certification plots are those of
+`swtf.attack.plots` and `swtf.certify.plots`.
 """
 
-import matplotlib
+from matplotlib.lines import Line2D
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from swtf import io  # noqa: E402
-
-RADIUS_LABEL = "L∞ radius ε (pixel units, [0, 1])"
+from swtf import plotting
 
 
-def _legend_beside(ax):
-    """Legend to the right of the axes, so that it never hides data, whatever the number of models."""
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+def _teacher_line(axes, name, accuracy, what):
+    axes.axhline(accuracy, linestyle="--", **{**plotting.line_style(name, (name,)),
+                                             "label": f"{name} (teacher), {what}"})
 
 
-def _model_axes():
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    ax.set_prop_cycle(color=plt.get_cmap("tab20").colors)  # distinct colours for up to 20 models
-    return fig, ax
-
-
-def _save(fig, path):
-    with io.atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png", bbox_inches="tight")
-    plt.close(fig)
-    return path
-
-
-def distillation_accuracy_vs_params(rows, teacher, path):
+def distillation_accuracy_vs_params(rows, teacher_name, teacher, path):
     """Test accuracy of each selected student against its parameter count, per family and method."""
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    figure, axes = plotting.model_axes()
     groups = {}
     for row in rows:
         groups.setdefault((row["architecture"], row["method"]), []).append(row)
     markers = {"logits": "o", "soft_targets": "s", "hinton": "^", "labels": "x"}
     for (family, method), group in sorted(groups.items()):
         group = sorted(group, key=lambda r: r["params"])
-        ax.plot([r["params"] for r in group], [r["test_accuracy"] for r in group], marker=markers.get(method, "o"),
-                label=f"{family}, {method.replace('_', ' ')}")
-    ax.axhline(teacher["test_accuracy"], color="black", linestyle="--",
-               label=f"teacher ({teacher['params']:,} parameters)")
-    ax.set_xscale("log")
-    ax.set_xlabel("parameters (log scale)")
-    ax.set_ylabel("test accuracy")
-    ax.set_title("Distillation: student accuracy against size")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    return _save(fig, path)
+        axes.plot([r["params"] for r in group], [r["test_accuracy"] for r in group], marker=markers.get(method, "o"),
+                  **plotting.line_style(f"{family}, {method.replace('_', ' ')}"))
+    _teacher_line(axes, teacher_name, teacher["test_accuracy"], f"test, {teacher['params']:,} parameters")
+    axes.set_xscale("log")
+    plotting.finish(axes, "Distillation: students' test accuracy against their size (teacher dashed)",
+                    "parameters (count, log scale)", "test accuracy (fraction of the test set)")
+    return plotting.save(figure, path)
 
 
-def distillation_accuracy_vs_temperature(rows, path):
+def distillation_accuracy_vs_temperature(rows, teacher_name, teacher, path):
     """Validation and test accuracy of the soft-target students against the teacher's temperature."""
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    figure, axes = plotting.model_axes()
     students = sorted({r["student"] for r in rows if r.get("temperature")})
     for student in students:
         group = sorted((r for r in rows if r["student"] == student and r.get("temperature")),
                        key=lambda r: r["temperature"])
         temps = [r["temperature"] for r in group]
-        line, = ax.plot(temps, [r["test_accuracy"] for r in group], marker="o", label=f"{student} (test)")
-        ax.plot(temps, [r["val_accuracy"] for r in group], marker="o", linestyle=":", color=line.get_color(),
-                label=f"{student} (validation, selects T)")
-    ax.set_xscale("log")
-    ax.set_xlabel("teacher temperature T (log scale)")
-    ax.set_ylabel("accuracy")
-    ax.set_title("Distillation: accuracy against temperature")
-    _legend_beside(ax)
-    ax.grid(alpha=0.3)
-    return _save(fig, path)
+        line, = axes.plot(temps, [r["test_accuracy"] for r in group], marker="o",
+                          **plotting.line_style(f"{student} (test)"))
+        axes.plot(temps, [r["val_accuracy"] for r in group], marker="o", linestyle=":", color=line.get_color(),
+                  **plotting.line_style(f"{student} (validation, selects T)"))
+    _teacher_line(axes, teacher_name, teacher["test_accuracy"], "test")
+    axes.set_xscale("log")
+    temperatures = sorted({r["temperature"] for r in rows if r.get("temperature")})
+    axes.set_xticks(temperatures, [f"{t:g}" for t in temperatures], minor=False)
+    axes.minorticks_off()
+    plotting.finish(axes, "Distillation: soft-target students' accuracy against the temperature (teacher dashed)",
+                    "teacher temperature T (dimensionless, log scale)", "accuracy (fraction of the split)")
+    return plotting.save(figure, path)
 
 
-def pruning_accuracy_vs_params(steps, teacher, path):
+def pruning_accuracy_vs_params(steps, teacher_name, teacher, path):
     """Accuracy of each pruning step (step 0 = unpruned student) against parameters, with the teacher."""
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    figure, axes = plotting.model_axes()
     params = [s["params"] for s in steps]
-    ax.plot(params, [s["test_accuracy"] for s in steps], marker="o", label="pruned student (test)")
-    ax.plot(params, [s["val_accuracy"] for s in steps], marker="o", linestyle=":", label="pruned student (validation)")
+    axes.plot(params, [s["test_accuracy"] for s in steps], marker="o", **plotting.line_style("pruned student (test)"))
+    axes.plot(params, [s["val_accuracy"] for s in steps], marker="o", linestyle=":",
+              **plotting.line_style("pruned student (validation)"))
     for s in steps:
-        ax.annotate(f"step {s['step']}", (s["params"], s["test_accuracy"]), fontsize=7, xytext=(3, 3),
-                    textcoords="offset points")
-    ax.scatter([teacher["params"]], [teacher["test_accuracy"]], color="black", marker="*", s=120,
-               label="teacher (test)", zorder=3)
-    ax.set_xscale("log")
-    ax.set_xlabel("parameters (log scale)")
-    ax.set_ylabel("accuracy")
-    ax.set_title("Pruning: accuracy against parameters")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    return _save(fig, path)
+        axes.annotate(f"step {s['step']}", (s["params"], s["test_accuracy"]), fontsize=7, xytext=(3, 3),
+                      textcoords="offset points")
+    _teacher_line(axes, teacher_name, teacher["test_accuracy"], f"test, {teacher['params']:,} parameters")
+    axes.set_xscale("log")
+    plotting.finish(axes, "Pruning: the student's accuracy against its parameters (teacher dashed)",
+                    "parameters (count, log scale)", "accuracy (fraction of the split)")
+    return plotting.save(figure, path)
 
 
-def sorted_radii(radii_by_model, method, path):
-    """Certified radii sorted in decreasing order against the fraction of test points."""
-    fig, ax = _model_axes()
-    for name, radii in radii_by_model.items():
-        values = np.sort(np.asarray(radii, dtype=float))[::-1]
-        ax.plot(np.arange(1, len(values) + 1) / len(values), values, label=name)
-    ax.set_xlabel("fraction of test points")
-    ax.set_ylabel(f"certified {RADIUS_LABEL}")
-    ax.set_title(f"Certified radii ({method}), sorted; misclassified points count as 0")
-    _legend_beside(ax)
-    ax.grid(alpha=0.3)
-    return _save(fig, path)
-
-
-def certified_accuracy_vs_eps(radii_by_model, method, path):
-    """Certified accuracy (fraction of points with radius >= eps) against eps."""
-    fig, ax = _model_axes()
-    top = max((float(np.max(r)) for r in radii_by_model.values() if len(r)), default=0.1) or 0.1
-    grid = np.linspace(0.0, top * 1.05, 200)
-    for name, radii in radii_by_model.items():
-        radii = np.asarray(radii, dtype=float)
-        ax.plot(grid, [(radii >= e).mean() if e > 0 else (radii > 0).mean() for e in grid], label=name)
-    ax.set_xlabel(RADIUS_LABEL)
-    ax.set_ylabel("certified accuracy")
-    ax.set_ylim(0, 1.02)
-    ax.set_title(f"Certified accuracy against radius ({method})")
-    _legend_beside(ax)
-    ax.grid(alpha=0.3)
-    return _save(fig, path)
+def robust_accuracy_vs_eps(eps_grid, empirical, certified, teacher, title, points, method, path):
+    """Per model of `empirical` (`{name: accuracy per eps of eps_grid}`), its empirical robust accuracy (solid)
+    and its certified one (dashed, from `certified`, same colour) against eps; `teacher` thick, black, on top."""
+    figure, axes = plotting.model_axes()
+    for name in sorted(empirical, key=lambda n: n != teacher):
+        style = plotting.line_style(name, (teacher,))
+        line, = axes.plot(eps_grid, empirical[name], marker="o", markersize=3, **style)
+        axes.plot(eps_grid, certified[name], linestyle="--", marker="x", markersize=3,
+                  **{**style, "color": line.get_color(), "label": f"_{style['label']}, certified"})
+    styles = [Line2D([], [], color="gray", label="solid: empirical, correct under PGD for every seed"),
+              Line2D([], [], color="gray", linestyle="--", label=f"dashed: certified, {method} radius >= eps")]
+    axes.set_ylim(-0.02, 1.02)
+    plotting.finish(axes, title, plotting.radius_label("linf"), f"robust accuracy (fraction of {points} test points)",
+                    extra_handles=styles)
+    return plotting.save(figure, path)
