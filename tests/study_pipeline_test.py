@@ -197,3 +197,14 @@ def test_report_plots_each_teachers_certified_and_empirical_accuracy_on_the_atta
     assert "robust_accuracy_teacher.png" not in (tmp_path / "report.html").read_text()  # embedded, not linked
     assert "on the dashed lines for certifiability" in (tmp_path / "report.html").read_text()
     assert os.path.isfile(path)
+
+
+def test_the_report_names_the_data_set_the_run_was_trained_on(tmp_path):
+    """`--mode=report --run_dir=RUN` alone leaves --dataset at digits; the title must say what RUN recorded."""
+    from swtf.report import build
+
+    (tmp_path / "flags_study.cfg").write_text("# Effective flags\n--dataset=mnist\n--seed=0\n")
+    (tmp_path / "flags_report.cfg").write_text("# Effective flags\n--dataset=digits\n")
+    assert build.run_dataset(types.SimpleNamespace(run_dir=str(tmp_path), dataset="digits")) == "mnist"
+    (tmp_path / "flags_study.cfg").unlink()
+    assert build.run_dataset(types.SimpleNamespace(run_dir=str(tmp_path), dataset="digits")) == "digits"

@@ -154,12 +154,22 @@ def provenance(config, metrics):
                          "python": platform.python_version()}}
 
 
+def run_dataset(config):
+    """The data set the run's models were trained on: the --dataset its study (or train) command recorded in
+    its flags file; `--mode=report` alone leaves --dataset at its default, which would mislabel an MNIST run."""
+    recorded = read_flagfiles(config.run_dir)
+    for mode in ("study", "train", "distill"):
+        if "dataset" in recorded.get(mode, {}):
+            return recorded[mode]["dataset"]
+    return config.dataset
+
+
 def collect(config):
     """Everything the report shows, as one JSON-ready dict."""
     records = _records(config)
     if not records:
         raise SwtfError(f"run {config.run_dir} has no trained models yet; run the study (or train) first")
-    metrics = {"run_dir": config.run_dir, "dataset": config.dataset, "seed": config.seed,
+    metrics = {"run_dir": config.run_dir, "dataset": run_dataset(config), "seed": config.seed,
                "models": {n: {"architecture": r["architecture"], "params": r["params"], **{
                    k: v for k, v in r["metrics"].items() if k != "stage_key"}} for n, r in records.items()}}
     for name in ("students", "prune", "attack", "certify"):
