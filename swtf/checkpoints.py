@@ -6,7 +6,7 @@ import zipfile
 import keras
 import numpy as np
 
-from swtf.errors import SwtfError
+from swtf.errors import SwtfError, first_line
 from swtf.io import atomic_path
 
 
@@ -38,7 +38,6 @@ def load_model(path):
     try:
         model = keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as err:  # Keras raises many types for bad archives
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise SwtfError(f"cannot load {path}: {first_line[:200]}; retrain it or restore the file") from None
+        raise SwtfError(f"cannot load {path}: {first_line(err)}; retrain it or restore the file") from None
     check_finite_weights(model, path)
     return model

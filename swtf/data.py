@@ -13,7 +13,7 @@ import zipfile
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from swtf.errors import SwtfError
+from swtf.errors import SwtfError, first_line
 
 TFDS_NAMES = {"mnist": "mnist", "fashion_mnist": "fashion_mnist", "cifar10": "cifar10", "svhn": "svhn_cropped"}
 CLASS_NAMES = {
@@ -54,13 +54,6 @@ class Dataset:
     def summary(self):
         return (f"{self.name}: {len(self.x_train)} train, {len(self.x_val)} validation, {len(self.x_test)} test, "
                 f"input {self.input_shape}, {self.num_classes} classes")
-
-
-def _first_line(err, width=200):
-    """An exception as `Type: first line of its message`, cut to `width` characters: a one-line cause."""
-    lines = str(err).splitlines()
-    text = f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
-    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def to_unit_images(x, what):
@@ -170,7 +163,7 @@ def read_npz(path, keys):
     try:
         archive = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
-        raise SwtfError(f"{source} is not a readable .npz archive ({_first_line(err)}); "
+        raise SwtfError(f"{source} is not a readable .npz archive ({type(err).__name__}: {first_line(err)}); "
                         f"re-create it with np.savez") from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise SwtfError(f"{source} is not a readable .npz archive (it holds one .npy array); "
@@ -193,7 +186,7 @@ def _read_npz_array(archive, key, source):
     try:
         return archive[key]
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
-        raise SwtfError(f"{source}: array {key} is unreadable ({_first_line(err)}); "
+        raise SwtfError(f"{source}: array {key} is unreadable ({type(err).__name__}: {first_line(err)}); "
                         f"store plain numeric arrays with np.savez") from None
 
 
@@ -232,8 +225,8 @@ def _load_tfds(name, data_dir):
         raise SwtfError(f"loading {name} through tensorflow-datasets needs the missing Python module {module}; "
                         f"run `pip install {module}` or pass --data_dir with a {name}.npz copy") from None
     except Exception as err:  # tfds raises many types (network, checksum, missing files)
-        raise SwtfError(f"could not load {name} through tensorflow-datasets ({_first_line(err)}); "
-                        f"check the network or pass --data_dir with a prepared copy or {name}.npz") from None
+        raise SwtfError(f"could not load {name} through tensorflow-datasets "
+                        f"({type(err).__name__}: {first_line(err)}); check the network or pass --data_dir with a prepared copy or {name}.npz") from None
     (x_train, y_train), (x_test, y_test) = arrays
     return x_train, x_test, y_train, y_test
 
@@ -249,7 +242,7 @@ def _stratified_split(x, y, seed, source, purpose, fix, **size):
             raise SwtfError(f"{source}: class {single[0]} has only one training example, too few to {purpose}; "
                             f"give every class at least two training examples") from None
         raise SwtfError(f"{source}: cannot {purpose} from {len(y)} training examples of {len(counts)} classes "
-                        f"({_first_line(err)}); {fix}") from None
+                        f"({type(err).__name__}: {first_line(err)}); {fix}") from None
 
 
 def load_dataset(name, data_dir=None, val_fraction=0.1, seed=0, train_limit=None, test_limit=None):

@@ -33,7 +33,7 @@ import sys
 from absl import app, flags, logging
 
 from swtf import cli_flags, io
-from swtf.errors import SwtfError
+from swtf.errors import SwtfError, first_line
 
 FLAGS = flags.FLAGS
 EXIT_BAD_INPUT = 2
@@ -101,7 +101,7 @@ def main(argv):
         fail(io.os_error_message(err, action="access"))
     except (tf.errors.ResourceExhaustedError, tf.errors.PermissionDeniedError) as err:
         # TensorFlow's own writers (TensorBoard events, SavedModels) report a full disk or a read-only folder so
-        fail(f"TensorFlow could not go on: {(err.message or type(err).__name__).splitlines()[0][:200]}; free disk "
+        fail(f"TensorFlow could not go on: {first_line(err.message or err)}; free disk "
              f"space (or memory) or choose a writable --run_dir, and rerun: finished artifacts are kept")
     except KeyboardInterrupt:
         print("swtf: interrupted; finished stages are kept and a rerun resumes", file=sys.stderr)

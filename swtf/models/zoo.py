@@ -12,7 +12,7 @@ that perturbation radii are always in [0, 1] pixel units.
 import keras
 import numpy as np
 
-from swtf.errors import SwtfError
+from swtf.errors import SwtfError, first_line
 from swtf.models.stack import LayerStack
 
 
@@ -156,7 +156,7 @@ def build(name, input_shape, num_classes, *, normalization=None, seed=None, **hp
     try:
         layers = ARCHITECTURES[name](num_classes, **hparams)
     except (TypeError, ValueError) as err:  # an unknown key, or a value Keras refuses (a width of -5)
-        raise SwtfError(f"bad hyper-parameters for {name} ({hparams}): {str(err).splitlines()[0]}") from None
+        raise SwtfError(f"bad hyper-parameters for {name} ({hparams}): {first_line(err)}") from None
     layers = _normalization_layers(normalization, input_shape) + layers
     recorded = {k: _json_ready(v) for k, v in hparams.items()}
     if normalization is not None:
