@@ -4,6 +4,7 @@ report of a (fake) study's artifacts carries the verdict's per-basis rows, per-m
 import datetime
 import json
 import os
+import re
 import types
 
 import numpy as np
@@ -195,7 +196,10 @@ def test_report_plots_each_teachers_certified_and_empirical_accuracy_on_the_atta
            "(plots/robust_accuracy_teacher.png)" in report
     assert "the gap between a model's dashed and solid line is what the verifier cannot prove" in report.lower()
     assert "robust_accuracy_teacher.png" not in (tmp_path / "report.html").read_text()  # embedded, not linked
-    assert "on the dashed lines for certifiability" in (tmp_path / "report.html").read_text()
+    page = (tmp_path / "report.html").read_text()
+    assert "on the dashed lines for certifiability" in page
+    # The page is titled by the study, not by its last plot (a loop variable once shadowed the title).
+    assert re.search(r"<title>swtf study: [^<]+</title>", page) and re.search(r"<h1>swtf study: [^<]+</h1>", page)
     assert os.path.isfile(path)
 
 

@@ -361,17 +361,17 @@ def render(config, metrics, plot_files):
     md += ["## Provenance", ""] + [f"- {line}" for line in _provenance_lines(metrics)] + [""]
     for mode, text in flag_text.items():
         md += [f"Effective flags of --mode={mode}:", "", "```", text, "```", ""]
-    for title, path, caption in plot_files:
-        md += [f"## {title}", "", f"![{title}](plots/{os.path.basename(path)})", ""]
+    for plot_title, path, caption in plot_files:
+        md += [f"## {plot_title}", "", f"![{plot_title}](plots/{os.path.basename(path)})", ""]
         md += [caption, ""] if caption else []
     io.write_text(os.path.join(config.run_dir, "report.md"), "\n".join(md))
 
     figures = []
-    for title, path, caption in plot_files:
+    for plot_title, path, caption in plot_files:
         with open(path, "rb") as f:
             encoded = base64.b64encode(f.read()).decode("ascii")
-        figures.append(f"<figure><img alt='{html.escape(title)}' src='data:image/png;base64,{encoded}'>"
-                       f"<figcaption><b>{html.escape(title)}</b> {html.escape(caption)}</figcaption></figure>")
+        figures.append(f"<figure><img alt='{html.escape(plot_title)}' src='data:image/png;base64,{encoded}'>"
+                       f"<figcaption><b>{html.escape(plot_title)}</b> {html.escape(caption)}</figcaption></figure>")
     tables = "".join(f"<h3>{html.escape(teacher)} and its students</h3>{_html_table(t_header, t_rows)}"
                      for teacher, t_header, t_rows in robustness)
     flag_blocks = "".join(f"<details><summary>Effective flags of --mode={html.escape(mode)}</summary>"
