@@ -66,7 +66,7 @@ def _inputs(network, norm, eps, n=3, seed=0):
 def _relaxations_before(verifier, start, inputs):
     """Relaxations of every ReLU before `start`, from the plain path's full-CROWN bounds."""
     relaxations = {}
-    for r in verifier.relu_ids:
+    for r in verifier.nonlinear_ids:
         if r > start:
             break
         relaxations[r] = relu_relaxation(*verifier.node_bounds(verifier.nodes[r].inputs[0], inputs, relaxations))

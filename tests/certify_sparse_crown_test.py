@@ -17,7 +17,8 @@ from swtf.certify.network import NetworkBuilder, forward, same_pads
 from swtf.certify.perturbation import LinfBox, input_set
 from swtf.certify.relu_relaxation import relu_relaxation
 from swtf.certify.sampling import perturbation_samples
-from swtf.certify.sparse_crown import crown_enclosure, relaxed_relu_box, undecided_neurons
+from swtf.certify.nonlinear_ops import NONLINEAR_RULES
+from swtf.certify.sparse_crown import crown_enclosure, undecided_neurons
 from swtf.certify.verifier import CHUNK_ELEMENTS, Verifier, _bucket, _chunk_width, _early_stop
 
 
@@ -90,7 +91,7 @@ def test_enclosure_contains_full_crown_bounds_of_every_relu_input(name, norm, ep
     boxes = plain.interval_bounds(inputs) if norm == "linf" else None
     if boxes is not None:  # as `crown_relaxations` does: exact interval bounds of the first affine layers
         known = {k: boxes[k] for k in plain._interval_exact}
-    for r in plain.relu_ids:
+    for r in plain.nonlinear_ids:
         k = network.nodes[r].inputs[0]
         if k not in known:
             lower, upper = (b.numpy() for b in plain.node_bounds(k, inputs, relaxations))
@@ -118,7 +119,7 @@ def test_early_stop_decides_rows_soundly_and_keeps_full_crown_relaxations(name, 
     if norm == "linf":
         known = {k: early.interval_bounds(inputs)[k] for k in early._interval_exact}
     decided = stopped = 0
-    for r in early.relu_ids:
+    for r in early.nonlinear_ids:
         k = network.nodes[r].inputs[0]
         stop = early._early_stops[k]
         if k not in known and stop:
@@ -126,7 +127,7 @@ def test_early_stop_decides_rows_soundly_and_keeps_full_crown_relaxations(name, 
             pairs = undecided_neurons(lower, upper)
             rows = tf.concat([pairs, tf.ones_like(pairs[:, :1])], 1)
             rows = tf.concat([rows, rows * [1, 1, -1]], 0)
-            box = LinfBox(*relaxed_relu_box(relaxations[stop], *known[network.nodes[stop].inputs[0]]))
+            box = LinfBox(*NONLINEAR_RULES["relu"].output_box(relaxations[stop], *known[network.nodes[stop].inputs[0]]))
             stopped_bounds = early._chunked_row_bounds(k, rows, box, relaxations, stop).numpy()
             crown = early._chunked_row_bounds(k, rows, inputs, relaxations).numpy()
             assert np.all(stopped_bounds <= crown + 1e-9)
@@ -207,7 +208,7 @@ def test_crown_can_be_looser_than_interval_arithmetic_from_the_previous_bounds()
     boxes = plain.interval_bounds(inputs)
     known = {k: boxes[k] for k in plain._interval_exact}
     relaxations, below = {}, 0
-    for r in plain.relu_ids:
+    for r in plain.nonlinear_ids:
         k = network.nodes[r].inputs[0]
         if k not in known:
             lower, upper = plain.node_bounds(k, inputs, relaxations)
@@ -227,14 +228,14 @@ def test_small_radius_bounds_only_a_few_neurons():
     relaxations, known = {}, {k: b for k, b in ((k, verifier.interval_bounds(inputs)[k])
                                                for k in verifier._interval_exact)}
     undecided = []
-    for r in verifier.relu_ids:
+    for r in verifier.nonlinear_ids:
         k = network.nodes[r].inputs[0]
         if k not in known:
             enc = crown_enclosure(verifier.nodes, k, inputs, known, relaxations)
             undecided.append(int(undecided_neurons(*enc).shape[0]) / 3)  # pairs per point
             known[k] = verifier.undecided_node_bounds(k, inputs, known, relaxations)
         relaxations[r] = relu_relaxation(*known[k])
-    sizes = [int(np.prod(network.nodes[network.nodes[r].inputs[0]].shape)) for r in verifier.relu_ids[1:]]
+    sizes = [int(np.prod(network.nodes[network.nodes[r].inputs[0]].shape)) for r in verifier.nonlinear_ids[1:]]
     assert sum(undecided) < 0.2 * sum(sizes), (undecided, sizes)
 
 

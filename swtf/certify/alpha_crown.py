@@ -13,6 +13,8 @@ Intermediate (pre-activation) bounds are not re-optimised: they are the full-CRO
 
 import tensorflow as tf
 
+from swtf.certify.relu_relaxation import Relaxation
+
 STEPS = 20
 LEARNING_RATE = 0.5
 LR_DECAY = 0.98
@@ -28,8 +30,10 @@ def bound_and_gradient(backward, spec, inputs, relaxations, alphas):
 
 
 def initial_alphas(relaxations, num_specs):
-    """CROWN's adaptive lower slopes, one copy per spec row: {relu id: (N, S, *shape)}."""
-    return {i: tf.repeat(r.lower_slope[:, None], num_specs, axis=1) for i, r in relaxations.items()}
+    """CROWN's adaptive lower slopes of the ReLUs, one copy per spec row: {relu id: (N, S, *shape)}. Other
+    nonlinear nodes (sigmoid, tanh, max pooling) keep their CROWN relaxation."""
+    return {i: tf.repeat(r.lower_slope[:, None], num_specs, axis=1) for i, r in relaxations.items()
+            if isinstance(r, Relaxation)}
 
 
 def optimized_lower_bound(step, spec, inputs, relaxations, steps=STEPS, learning_rate=LEARNING_RATE):

@@ -6,9 +6,10 @@ coefficient tensor A_j and a scalar bias such that for every x in the input set
     <c, z_k(x)>  >=  sum_j <A_j, z_j(x)> + bias        (over the nodes j still pending)
 
 and finally concretises <A_input, x> over the input set (its dual norm). At an affine node
-z = L(z') + b the bound carries over exactly: <A, z> = <L^T A, z'> + <A, b>. At a ReLU with
-relaxation lower_slope * x <= relu(x) <= upper_slope * x + upper_intercept (see `relu_relaxation`),
-a lower bound of <A, relu(x)> takes the lower line where A > 0 and the upper line where A < 0:
+z = L(z') + b the bound carries over exactly: <A, z> = <L^T A, z'> + <A, b>. At a nonlinear node the
+op's rule (`nonlinear_ops`) replaces it by its relaxation's lines: for a ReLU with
+lower_slope * x <= relu(x) <= upper_slope * x + upper_intercept (see `relu_relaxation`), a lower bound
+of <A, relu(x)> takes the lower line where A > 0 and the upper line where A < 0:
 
     <A, relu(x)>  >=  <A+ * lower_slope + A- * upper_slope, x> + <A-, upper_intercept>.
 
@@ -27,24 +28,12 @@ import math
 
 import tensorflow as tf
 
+from swtf.certify.nonlinear_ops import NONLINEAR_RULES
 from swtf.certify.perturbation import outward
 
 
 def _sum_features(t):
     return tf.reduce_sum(t, axis=list(range(1, t.shape.rank)))
-
-
-def _relu_backward(a, relaxation, alpha, n, s, shape):
-    """Coefficients before a ReLU and the bias terms (value, magnitude) for a lower bound."""
-    a = tf.reshape(a, tf.concat([[n, s], shape], 0))
-    a_pos, a_neg = tf.maximum(a, 0), tf.minimum(a, 0)
-    lower_slope = relaxation.lower_slope[:, None]
-    if alpha is not None:
-        lower_slope = tf.where(relaxation.unstable[:, None], alpha, lower_slope)
-    a_in = a_pos * lower_slope + a_neg * relaxation.upper_slope[:, None]
-    flat = tf.concat([[n * s], shape], 0)
-    bias = tf.reshape(a_neg * relaxation.upper_intercept[:, None], flat)
-    return tf.reshape(a_in, flat), _sum_features(bias)
 
 
 def fusable(function):
@@ -64,9 +53,9 @@ def _point_values(values, points):
 
 
 @fusable
-def _relu_rows(a, relaxation, points, shape):
-    """`_relu_backward` of single rows, each with its point's relaxation."""
-    return _relu_backward(a, _point_values(relaxation, points), None, tf.shape(points)[0], 1, shape)
+def _nonlinear_rows(backward, a, relaxation, points, in_shape):
+    """A nonlinear rule's `backward` of single rows, each with its point's relaxation."""
+    return backward(_point_values(relaxation, points), a, None, tf.shape(points)[0], 1, in_shape)
 
 
 @fusable
@@ -140,12 +129,13 @@ def propagate(nodes, top, pending, bias, magnitude, n, s, inputs, relaxations, a
         if a is None:
             continue
         node = nodes[i]
-        if node.op == "relu":
+        if node.op in NONLINEAR_RULES:
+            backward, in_shape = NONLINEAR_RULES[node.op].backward, tuple(node.input_shapes[0])
             if points is None:
                 alpha = None if alphas is None else alphas.get(i)
-                a_in, term = _relu_backward(a, relaxations[i], alpha, n, s, node.shape)
+                a_in, term = backward(relaxations[i], a, alpha, n, s, in_shape)
             else:
-                a_in, term = _relu_rows[fused](a, relaxations[i], points, tuple(node.shape))
+                a_in, term = _nonlinear_rows[fused](backward, a, relaxations[i], points, in_shape)
             parents, term_magnitude = [a_in], tf.abs(term)
         else:
             parents = node.transpose(a)

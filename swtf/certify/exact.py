@@ -18,11 +18,10 @@ import tensorflow as tf
 
 from swtf.certify import api
 from swtf.certify import spec as specs
-from swtf.certify.linear_ops import tensor_nodes
+from swtf.certify.linear_ops import network_function
 from swtf.certify.milp import Encoding, affine_maps
 from swtf.certify.network import forward
 from swtf.certify.perturbation import input_set
-from swtf.certify.relu_relaxation import relu_relaxation
 from swtf.errors import SwtfError
 
 # A point is certified only if the solver's proven lower bound on its minimum margin exceeds this (in
@@ -67,7 +66,7 @@ class ExactBounds:
 
 
 def preactivation_bounds(network, x, eps, clip):
-    """{ReLU input node id: (lower, upper)}, each (N, *shape): full CROWN intersected with IBP, float64."""
+    """{nonlinear node input id: (lower, upper)}, each (N, *shape): full CROWN intersected with IBP, float64."""
     inputs = input_set("linf", tf.constant(x, tf.float64), tf.constant(eps, tf.float64), clip)
     return box_preactivation_bounds(network, inputs)
 
@@ -77,12 +76,12 @@ def box_preactivation_bounds(network, inputs):
     verifier = api.verifier_for(network)
     boxes = verifier.interval_bounds(inputs)
     relaxations, bounds = {}, {}
-    for r in verifier.relu_ids:
+    for r in verifier.nonlinear_ids:
         k = network.nodes[r].inputs[0]
         if k not in bounds:
             lower, upper = verifier.node_bounds(k, inputs, relaxations)
             bounds[k] = (tf.maximum(lower, boxes[k][0]), tf.minimum(upper, boxes[k][1]))
-        relaxations[r] = relu_relaxation(*bounds[k])
+        relaxations[r] = verifier.relax(r, bounds)
     return {k: (lower.numpy(), upper.numpy()) for k, (lower, upper) in bounds.items()}
 
 
@@ -182,11 +181,7 @@ def _float32_logits(model, network, x):
     x = tf.constant(x, tf.float32)
     if isinstance(model, keras.Model):
         return np.asarray(model(x, training=False), np.float64)
-    nodes, values = tensor_nodes(network, tf.float32), [x]
-    for node in nodes[1:]:
-        parents = [values[i] for i in node.inputs]
-        values.append(tf.nn.relu(parents[0]) if node.op == "relu" else node.apply(*parents))
-    return values[-1].numpy().astype(np.float64)
+    return network_function(network, tf.float32)(x).numpy().astype(np.float64)
 
 
 def _confirmed(model, network, point, label):

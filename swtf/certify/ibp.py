@@ -2,7 +2,8 @@
 
 An affine node z = L(z') + b maps a box with centre c and radius r to the box with centre L(c) + b and
 radius |L|(r) (|L| has the absolute weights), which is the exact interval hull of the image. A ReLU maps
-[l, u] to [relu(l), relu(u)]; an addition adds centres and radii.
+[l, u] to [relu(l), relu(u)], sigmoid and tanh to [f(l), f(u)] (moved outward by their rounding), max
+pooling to [maxpool(l), maxpool(u)] (`nonlinear_ops`); an addition adds centres and radii.
 
 The final spec is folded into the last affine node (the C matrix): for the output z = L(z') + b the spec
 c gives <L^T c, z'> + <c, b>, bounded over the box of z'. This is tighter than combining logit bounds.
@@ -10,6 +11,7 @@ c gives <L^T c, z'> + <c, b>, bounded over the box of z'. This is tighter than c
 
 import tensorflow as tf
 
+from swtf.certify.nonlinear_ops import NONLINEAR_RULES
 from swtf.certify.perturbation import LinfBox, outward
 
 
@@ -29,9 +31,8 @@ def interval_bounds(nodes, inputs, overrides=None):
             bounds.append(overrides[i])
             continue
         parents = [bounds[j] for j in node.inputs]
-        if node.op == "relu":
-            lower, upper = parents[0]
-            bounds.append((tf.nn.relu(lower), tf.nn.relu(upper)))
+        if node.op in NONLINEAR_RULES:
+            bounds.append(NONLINEAR_RULES[node.op].interval(node.params, *parents[0]))
             continue
         center = node.apply(*[(u + l) / 2 for l, u in parents])
         radius = node.abs_linear(*[(u - l) / 2 for l, u in parents])

@@ -20,6 +20,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from swtf.certify.nonlinear_ops import NONLINEAR_RULES
 from swtf.errors import SwtfError
 
 LinearRule = collections.namedtuple("LinearRule", "linear transpose")
@@ -176,7 +177,8 @@ def network_function(network, dtype):
         values = [x]
         for node in nodes[1:]:
             parents = [values[i] for i in node.inputs]
-            values.append(tf.nn.relu(parents[0]) if node.op == "relu" else node.apply(*parents))
+            values.append(NONLINEAR_RULES[node.op].apply(node.params, *parents) if node.op in NONLINEAR_RULES
+                          else node.apply(*parents))
         return values[-1]
 
     return apply

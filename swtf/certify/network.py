@@ -15,6 +15,13 @@ per-sample shape of its value (no batch axis, images as (H, W, C)). The primitiv
             pads (top, bottom, left, right)         TF's 'same' rule (the odd extra row/col goes
                                                     bottom/right), 'valid' is (0, 0, 0, 0).
   relu      -                                       y = max(x, 0).
+  sigmoid   -                                       y = 1 / (1 + exp(-x)).
+  tanh      -                                       y = tanh(x).
+  max_pool  pool (ph, pw), strides (sh, sw),        TF max pooling: each output is the largest
+            padding 'valid' | 'same'                in-bounds element of its window ('same' pads by
+                                                    `same_pads`; padded positions never win, as in
+                                                    TF). Global max pooling is a max_pool whose
+                                                    window is the whole map, then a reshape.
   reshape   shape (per-sample target shape)         row-major reshape, so flattening (H, W, C) gives
                                                     Keras' Flatten order.
   affine    scale, shift (broadcastable to x)       y = x * scale + shift, elementwise: Keras
@@ -39,8 +46,11 @@ import numpy as np
 
 from swtf.errors import SwtfError
 
-OPS = ("input", "dense", "conv2d", "relu", "reshape", "affine", "avg_pool", "add")
+OPS = ("input", "dense", "conv2d", "relu", "sigmoid", "tanh", "max_pool", "reshape", "affine", "avg_pool", "add")
 LINEAR_OPS = ("dense", "conv2d", "reshape", "affine", "avg_pool", "add")
+# Elementwise nonlinear ops (every method bounds each with a linear relaxation per neuron).
+ACTIVATIONS = ("relu", "sigmoid", "tanh")
+NONLINEAR_OPS = ACTIVATIONS + ("max_pool",)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -85,9 +95,10 @@ class Network:
         return math.prod(self.nodes[-1].shape)
 
     @property
-    def relu_count(self):
-        """Number of ReLU neurons."""
-        return sum(math.prod(node.shape) for node in self.nodes if node.op == "relu")
+    def nonlinear_count(self):
+        """Number of neurons of nonlinear ops (activations and max pooling outputs): the network's size
+        as far as the cost of bounding it goes."""
+        return sum(math.prod(node.shape) for node in self.nodes if node.op in NONLINEAR_OPS)
 
     def consumers(self):
         """For each node id, the ids of the nodes that read it."""
@@ -114,7 +125,8 @@ def conv_output_size(size, kernel, stride, pad_before, pad_after):
     return (size + pad_before + pad_after - kernel) // stride + 1
 
 
-def _pool_pads(node_params, in_shape):
+def pool_pads(node_params, in_shape):
+    """(top, bottom, left, right) padding of a pooling node with `node_params` on an input of `in_shape`."""
     (ph, pw), (sh, sw) = node_params["pool"], node_params["strides"]
     if node_params["padding"] == "same":
         return same_pads(in_shape[0], ph, sh) + same_pads(in_shape[1], pw, sw)
@@ -168,6 +180,12 @@ class NetworkBuilder:
     def relu(self, x, name):
         return self._add("relu", (x,), {}, self.shape(x), name)
 
+    def activation(self, x, op, name):
+        """An elementwise activation node: `op` is one of ACTIVATIONS."""
+        if op not in ACTIVATIONS:
+            raise SwtfError(f"layer {name!r}: activation {op!r} is not one of {', '.join(ACTIVATIONS)}")
+        return self._add(op, (x,), {}, self.shape(x), name)
+
     def reshape(self, x, shape, name):
         shape = tuple(int(d) for d in shape)
         if -1 in shape:
@@ -187,18 +205,26 @@ class NetworkBuilder:
         return self._add("affine", (x,), {"scale": scale, "shift": shift}, in_shape, name)
 
     def avg_pool(self, x, pool, strides, padding, name):
+        return self._pool("avg_pool", x, pool, strides, padding, name)
+
+    def max_pool(self, x, pool, strides, padding, name):
+        return self._pool("max_pool", x, pool, strides, padding, name)
+
+    def _pool(self, op, x, pool, strides, padding, name):
         in_shape = self.shape(x)
         params = {"pool": tuple(int(p) for p in pool), "strides": tuple(int(s) for s in strides),
                   "padding": padding}
         if len(in_shape) != 3 or padding not in ("valid", "same"):
-            raise SwtfError(f"layer {name!r}: average pooling needs an (H, W, C) input and 'valid' or "
-                            f"'same' padding, got {in_shape} and {padding!r}")
-        pads = _pool_pads(params, in_shape)
+            raise SwtfError(f"layer {name!r}: pooling needs an (H, W, C) input and 'valid' or 'same' padding, "
+                            f"got {in_shape} and {padding!r}")
+        if min(params["pool"] + params["strides"]) < 1:
+            raise SwtfError(f"layer {name!r}: pool {params['pool']} and strides {params['strides']} must be >= 1")
+        pads = pool_pads(params, in_shape)
         out_h = conv_output_size(in_shape[0], params["pool"][0], params["strides"][0], pads[0], pads[1])
         out_w = conv_output_size(in_shape[1], params["pool"][1], params["strides"][1], pads[2], pads[3])
         if out_h < 1 or out_w < 1:
             raise SwtfError(f"layer {name!r}: pool {params['pool']} does not fit input {in_shape[:2]}")
-        return self._add("avg_pool", (x,), params, (out_h, out_w, in_shape[2]), name)
+        return self._add(op, (x,), params, (out_h, out_w, in_shape[2]), name)
 
     def add(self, a, b, name):
         if self.shape(a) != self.shape(b):
@@ -228,7 +254,7 @@ def _conv_numpy(x, kernel, strides, pads, bias=None):
 
 
 def _avg_pool_numpy(params, x):
-    pads = _pool_pads(params, x.shape[1:])
+    pads = pool_pads(params, x.shape[1:])
     channels = x.shape[-1]
     ones = np.ones(params["pool"] + (1, 1))
     sums = np.concatenate([_conv_numpy(x[..., c:c + 1], ones, params["strides"], pads)
@@ -237,10 +263,22 @@ def _avg_pool_numpy(params, x):
     return sums / counts
 
 
+def pool_windows(params, x, fill):
+    """(N, OH, OW, C, ph * pw) windows of NHWC `x` under the pooling `params`, padded positions `fill`."""
+    top, bottom, left, right = pool_pads(params, x.shape[1:])
+    x = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=fill)
+    windows = np.lib.stride_tricks.sliding_window_view(x, params["pool"], axis=(1, 2))
+    windows = windows[:, ::params["strides"][0], ::params["strides"][1]]
+    return windows.reshape(windows.shape[:4] + (-1,))
+
+
 _NUMPY_RULES = {
     "dense": lambda p, x: x @ p["kernel"] + p["bias"],
     "conv2d": lambda p, x: _conv_numpy(x, p["kernel"], p["strides"], p["pads"], p["bias"]),
     "relu": lambda p, x: np.maximum(x, 0.0),
+    "sigmoid": lambda p, x: np.exp(-np.logaddexp(0.0, -x)),
+    "tanh": lambda p, x: np.tanh(x),
+    "max_pool": lambda p, x: pool_windows(p, x, -np.inf).max(axis=-1),
     "reshape": lambda p, x: x.reshape((x.shape[0],) + p["shape"]),
     "affine": lambda p, x: x * p["scale"] + p["shift"],
     "avg_pool": _avg_pool_numpy,

@@ -12,8 +12,9 @@ node (each is the dense rule restricted to the window, since A is zero outside i
            input, window ((ph - 1) * s + kh), anchor a * s - pad_before; positions outside the input
            map are the convolution's zero padding, so their coefficients are dropped (masked to zero);
            bias term <A, b>.
-  relu     A+ * lower_slope + A- * upper_slope with the relaxation's windows, bias term
-           <A-, upper_intercept>; relaxations are zero-padded, so masked positions stay zero.
+  relu,    A+ * lower_slope + A- * upper_slope with the relaxation's windows, bias term
+  sigmoid, <A-, upper_intercept> (+ <A+, lower_intercept> for sigmoid and tanh); relaxations are
+  tanh     zero-padded, so masked positions stay zero.
   affine   A * scale, bias term <A, shift>, for a per-channel scale and shift.
   input    concretisation over the input set's windows (A is zero elsewhere, so the box support and the
            L2 norm of the window are those of the whole input).
@@ -23,8 +24,8 @@ zero first (the ReLU rule, bias terms, the concretisation) and the dense scatter
 bias term and concretisation over the window equals the dense one. With `fused`, the elementwise work
 of each step, with its window gathers, runs as one XLA-fused kernel (see `backward_crown`). Where a
 patch would cover the whole feature map, or the walk meets another op (pooling, addition, reshape), the
-patch is scattered into a dense tensor and `backward_crown` continues from there; the numbers are the
-dense pass's up to float rounding.
+patch is scattered into a dense tensor and `backward_crown` continues from there (max pooling too: its
+selection scatters a window onto a larger one); the numbers are the dense pass's up to float rounding.
 """
 
 import dataclasses
@@ -33,6 +34,7 @@ import math
 import tensorflow as tf
 
 from swtf.certify.backward_crown import fusable, propagate
+from swtf.certify.network import ACTIVATIONS
 from swtf.certify.perturbation import outward
 
 
@@ -80,7 +82,7 @@ def patch_plan(nodes, start):
         if current.op == "conv2d":
             (sh, sw), (kh, kw) = current.params["strides"], current.params["kernel"].shape[:2]
             parent_window = ((window[0] - 1) * sh + kh, (window[1] - 1) * sw + kw)
-        elif current.op == "relu" or (current.op == "affine" and _per_channel(current)):
+        elif current.op in ACTIVATIONS or (current.op == "affine" and _per_channel(current)):
             parent_window = window
         else:
             break
@@ -140,12 +142,14 @@ def _sum_window(t):
 
 
 @fusable
-def _relu_step(a, relaxation, points, anchors, window, shape):
-    """The ReLU rule on patches `a` (masked first), with each row's point's relaxation windows: the
-    coefficients before the ReLU and the bias term."""
+def _activation_step(a, relaxation, points, anchors, window, shape):
+    """An activation's rule on patches `a` (masked first), with each row's point's relaxation windows: the
+    coefficients before the activation and the bias term."""
     a = _mask(a, anchors, window, shape)
     a_pos, a_neg = tf.maximum(a, 0), tf.minimum(a, 0)
     term = _sum_window(a_neg * _windows(relaxation.upper_intercept, points, anchors, window))
+    if hasattr(relaxation, "lower_intercept"):
+        term += _sum_window(a_pos * _windows(relaxation.lower_intercept, points, anchors, window))
     a = (a_pos * _windows(relaxation.lower_slope, points, anchors, window)
          + a_neg * _windows(relaxation.upper_slope, points, anchors, window))
     return a, term
@@ -195,8 +199,8 @@ def patch_neuron_bounds(nodes, plan, rows, inputs, relaxations, stop=0, fused=Fa
         if at == stop:
             return _concretize_windows[fused](inputs, a, bias, magnitude, points, anchors, window, shape)
         node = nodes[at]
-        if node.op == "relu":
-            a, term = _relu_step[fused](a, relaxations[at], points, anchors, window, shape)
+        if node.op in ACTIVATIONS:
+            a, term = _activation_step[fused](a, relaxations[at], points, anchors, window, shape)
             bias += term
             magnitude += tf.abs(term)
             continue

@@ -40,9 +40,15 @@ def _expand_spec(t):
     return tf.expand_dims(t, 1)
 
 
+def rounding_margin(magnitude):
+    """REL * magnitude + ABS in `magnitude`'s dtype: how far a value computed from terms summing to
+    `magnitude` in absolute value is moved outward (see the module docstring)."""
+    return _REL[magnitude.dtype] * magnitude + _ABS[magnitude.dtype]
+
+
 def outward(lower, magnitude):
     """Lowers `lower` by the rounding margin REL * magnitude + ABS (see the module docstring)."""
-    return lower - (_REL[lower.dtype] * magnitude + _ABS[lower.dtype])
+    return lower - rounding_margin(magnitude)
 
 
 class LinfBox(collections.namedtuple("LinfBox", "lower upper")):

@@ -18,11 +18,11 @@ from swtf.certify.network import forward
 from swtf.errors import SwtfError
 
 
-# Networks from this many ReLUs on search counterexamples by default. Measured: the default digits study's
+# Networks from this many nonlinear neurons (ReLU, sigmoid, tanh, max pooling outputs) on search counterexamples by default. Measured: the default digits study's
 # certify stage (nine models of at most ~500 ReLUs, 200 points) took 26 s without the search and 37 s with
 # it (compiling the attack per model), while a 4-conv digits teacher (~4,000 ReLUs) and a CIFAR-size
 # convex_cnn (~6,000) run 10-30% faster with it.
-COUNTEREXAMPLE_MIN_RELUS = 2048
+COUNTEREXAMPLE_MIN_NEURONS = 2048
 
 
 def certified_radius(model, x, y, *, norm="linf", method="crown", clip=(0.0, 1.0), max_radius=1.0,
@@ -40,7 +40,7 @@ def certified_radius(model, x, y, *, norm="linf", method="crown", clip=(0.0, 1.0
         bisection then skips verifying radii whose ball holds one (no sound method certifies them), so
         the radii are those of plain bisection, found with fewer verifications. False verifies every step;
         None (default) looks for them under 'crown' and 'alpha-crown' on networks of at least
-        COUNTEREXAMPLE_MIN_RELUS ReLUs, where verifications cost far more than compiling and running
+        COUNTEREXAMPLE_MIN_NEURONS nonlinear neurons, where verifications cost far more than compiling and running
         the attack; not under 'ibp' and 'crown-ibp', nor on smaller networks, where they cost less.
 
     Returns:
@@ -58,7 +58,7 @@ def certified_radius(model, x, y, *, norm="linf", method="crown", clip=(0.0, 1.0
     correct = np.flatnonzero(np.argmax(forward(network, x), axis=1) == y)
     nearest = np.full(len(x), np.inf)  # distance of a confirmed counterexample: no radius from there on verifies
     if counterexamples is None:
-        counterexamples = method in ("crown", "alpha-crown") and network.relu_count >= COUNTEREXAMPLE_MIN_RELUS
+        counterexamples = method in ("crown", "alpha-crown") and network.nonlinear_count >= COUNTEREXAMPLE_MIN_NEURONS
     if counterexamples and len(correct):
         nearest[correct] = counterexample_radii(network, x[correct], y[correct], norm=norm, clip=clip,
                                                 max_radius=max_radius, min_radius=tol)

@@ -24,7 +24,9 @@ backward step turns c into c+ * ls + c- * us plus the intercept term, and by the
 CROWN bound is at least sum_i c_i * (ls_i * l_i if c_i > 0 else relu(u_i)): the relaxed ReLU output
 lies, as far as CROWN is concerned, in the box [ls * l, relu(u)] (for an unstable neuron with lower
 slope 1 this is [l, u], wider than the IBP box [0, u]: CROWN can be looser than interval arithmetic
-there, which is why plain IBP bounds would not do). Interval arithmetic from these boxes through the
+there, which is why plain IBP bounds would not do). Every nonlinear op has such a box (`output_box` in
+`nonlinear_ops`: for sigmoid and tanh [ls * l + li, us * u + ui], for max pooling the selected input's
+lower bound and the upper line's maximum), by the same argument with its own lines. Interval arithmetic from these boxes through the
 affine ops up to z_k bounds each sum from below, so its result L is at most CROWN's lower bound of z_k;
 U likewise (upper bounds are lower bounds of -z_k). [L, U] is rounded outward like every final bound.
 
@@ -37,6 +39,7 @@ within rounding of 0 may be classed stable, where the relaxation is continuous i
 
 import tensorflow as tf
 
+from swtf.certify.nonlinear_ops import NONLINEAR_RULES
 from swtf.certify.perturbation import outward
 
 
@@ -62,8 +65,8 @@ def crown_enclosure(nodes, target, inputs, known, relaxations):
         node = nodes[i]
         if i in known and i != target:
             lower, upper = known[i]
-        elif node.op == "relu":
-            lower, upper = relaxed_relu_box(relaxations[i], *known[node.inputs[0]])
+        elif node.op in NONLINEAR_RULES:
+            lower, upper = NONLINEAR_RULES[node.op].output_box(relaxations[i], *known[node.inputs[0]])
         elif i == 0:
             lower, upper = inputs.box()
         else:
@@ -78,12 +81,6 @@ def crown_enclosure(nodes, target, inputs, known, relaxations):
 
     lower, upper, magnitude = box(target)
     return outward(lower, magnitude), -outward(-upper, magnitude)
-
-
-def relaxed_relu_box(relaxation, lower, upper):
-    """[lower_slope * l, relu(u)]: the box a ReLU's relaxed output lies in, as far as CROWN bounds with that
-    relaxation are concerned, for input bounds [l, u] enclosing CROWN's (see the module docstring)."""
-    return relaxation.lower_slope * lower, tf.nn.relu(upper)
 
 
 def undecided_neurons(lower, upper):

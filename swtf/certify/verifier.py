@@ -41,7 +41,7 @@ gather) instead of a transposed convolution.
 Early stop (GPUPoly's early termination, Mueller et al. 2021): where the rows of a node pass a second
 ReLU on their way back (the first one's relaxed output box gives the enclosure itself), each row is first
 carried only down to that ReLU's output and concretised over its box [lower_slope * l, relu(u)]
-(`sparse_crown.relaxed_relu_box`). By the enclosure's argument that partial bound is at most the row's
+(the rule's `output_box` in `nonlinear_ops`; any nonlinear node serves as the stop). By the enclosure's argument that partial bound is at most the row's
 CROWN bound, and a sound bound by itself; a row it proves non-negative is decided (the neuron is stable
 under CROWN too, so the relaxations stay those of full CROWN) and keeps it, and only the others get the
 full pass. On a CIFAR-size convex_cnn 75-83% of the dense layer's rows stop there.
@@ -56,9 +56,10 @@ from swtf.certify import alpha_crown, patches
 from swtf.certify.backward_crown import backward_lower_bound, neuron_bounds
 from swtf.certify.ibp import interval_bounds, interval_spec_lower_bound
 from swtf.certify.linear_ops import tensor_nodes
-from swtf.certify.relu_relaxation import relu_relaxation
+from swtf.certify.network import LINEAR_OPS
+from swtf.certify.nonlinear_ops import NONLINEAR_RULES
 from swtf.certify.perturbation import LinfBox
-from swtf.certify.sparse_crown import apply_row_bounds, relaxed_relu_box, undecided_rows
+from swtf.certify.sparse_crown import apply_row_bounds, undecided_rows
 
 METHODS = ("ibp", "crown", "crown-ibp", "alpha-crown")
 
@@ -72,21 +73,21 @@ CHUNK_ELEMENTS = 2 ** 20
 # Largest transposed linear map (elements) kept per start node for the gather start: 2**24 float64 = 128 MiB.
 MAX_START_ROWS = 2 ** 24
 
-# Networks from this many ReLUs run the rows' elementwise steps as XLA-fused kernels (`backward_crown`).
+# Networks from this many nonlinear neurons (ReLU, sigmoid, tanh, max pooling outputs) run the rows' elementwise steps as XLA-fused kernels (`backward_crown`).
 # Measured: a CIFAR-size convex_cnn (~6,000 ReLUs) bounds its dense rows 1.4x and its patch rows 1.5x
 # faster fused, while the default digits study's certify stage (nine models of at most ~500 ReLUs) took
 # 34 s fused against 30 s unfused: compiling the kernels for each model cost more than they saved.
 # With one fused shape per node (`_chunked_row_bounds`), a CROWN radius search on 200 CIFAR test points
 # (convex_cnn, 1 epoch) took 11.8 s on a first call (11.5 s unfused), 5.9 s on a repeat (8.3 s unfused),
 # and 0.9 s for 20 further points; per-shape kernels had taken 12.2 s, 6.1 s and 6.1 s (recompiling).
-FUSED_MIN_RELUS = 2048
+FUSED_MIN_NEURONS = 2048
 
 
 def _input_affine_frontier(network):
     """Ids of nodes affine in the input that a non-affine node (or nothing: the output) reads."""
     affine = {0}
     for i, node in enumerate(network.nodes[1:], start=1):
-        if node.op != "relu" and all(j in affine for j in node.inputs):
+        if node.op in LINEAR_OPS and all(j in affine for j in node.inputs):
             affine.add(i)
     readers = network.consumers()
     return [i for i in sorted(affine - {0}) if not readers[i] or any(r not in affine for r in readers[i])]
@@ -104,13 +105,14 @@ def _interval_exact_nodes(network):
 
 
 def _early_stop(nodes, start):
-    """The second ReLU on the way back from node `start` if every node down to it has one input (so every
-    backward path passes through it), else 0: where rows of `start` are first stopped (module docstring)."""
-    relus, at = 0, start
+    """The second nonlinear node on the way back from node `start` if every node down to it has one input
+    (so every backward path passes through it), else 0: where rows of `start` are first stopped (module
+    docstring)."""
+    seen, at = 0, start
     while at != 0 and len(nodes[at].inputs) == 1:
-        if nodes[at].op == "relu":
-            relus += 1
-            if relus == 2:
+        if nodes[at].op in NONLINEAR_RULES:
+            seen += 1
+            if seen == 2:
                 return at
         at = nodes[at].inputs[0]
     return 0
@@ -151,20 +153,23 @@ class Verifier:
         same relaxations); False carries every row to the input.
 
         `fused`: XLA-fused elementwise steps for the rows (same numbers up to rounding); None (default) fuses
-        on networks of at least FUSED_MIN_RELUS ReLUs.
+        on networks of at least FUSED_MIN_NEURONS nonlinear neurons.
         """
         self.network = network
         self.dtype = dtype
         self.live = live
         self.skip_stable = skip_stable
-        self.fused = network.relu_count >= FUSED_MIN_RELUS if fused is None else fused
+        self.fused = network.nonlinear_count >= FUSED_MIN_NEURONS if fused is None else fused
         self._points_bucket = 1  # the padded point count of fused rows (see `_chunked_row_bounds`)
         # Eager callers (certified_radius) vary the batch from call to call, so the batch dimension is relaxed
         # after a second shape. Live verifiers run inside the training step's own tf.function, where relaxed
         # nested functions failed to trace (TypeError on the input set's fields in a 30-epoch certified run).
         self._relax_batch = not live
         self.nodes = tensor_nodes(network, dtype, live)
-        self.relu_ids = [i for i, node in enumerate(self.nodes) if node.op == "relu"]
+        self.nonlinear_ids = [i for i, node in enumerate(self.nodes) if node.op in NONLINEAR_RULES]
+        # Nonlinear nodes read by another one (a ReLU before max pooling): their input's bounds are used as
+        # bounds of every neuron, not only to decide signs, so all of them get CROWN's own bounds.
+        self._read_by_nonlinear = {self.nodes[r].inputs[0] for r in self.nonlinear_ids}
         self._l2_ibp_frontier = _input_affine_frontier(network)
         self._interval_exact = _interval_exact_nodes(network)
         self._backward = {}
@@ -288,7 +293,8 @@ class Verifier:
         stop = self._early_stops[node_id] if early_stop else 0
         if stop == 0:
             return self._chunked_row_bounds(node_id, rows, inputs, relaxations)
-        box = LinfBox(*relaxed_relu_box(relaxations[stop], *known[self.nodes[stop].inputs[0]]))
+        box = LinfBox(*NONLINEAR_RULES[self.nodes[stop].op].output_box(relaxations[stop],
+                                                                         *known[self.nodes[stop].inputs[0]]))
         early = self._chunked_row_bounds(node_id, rows, box, relaxations, stop)
         open_ = tf.where(early < 0)
         if int(open_.shape[0]) == 0:
@@ -313,20 +319,34 @@ class Verifier:
         shape = self.nodes[node_id].shape
         return tf.reshape(lower, (-1,) + shape), tf.reshape(upper, (-1,) + shape)
 
+    def relax(self, node_id, bounds):
+        """The relaxation of nonlinear node `node_id` from `bounds` {node id: (lower, upper)} of its input."""
+        node = self.nodes[node_id]
+        return NONLINEAR_RULES[node.op].relax(node.params, node.input_shapes[0], *bounds[node.inputs[0]])
+
     def crown_relaxations(self, inputs):
-        """ReLU relaxations from full-CROWN pre-activation bounds: {relu id: Relaxation}."""
+        """Relaxations of every nonlinear node from full-CROWN bounds of its input: {node id: relaxation}.
+
+        A ReLU's input gets CROWN bounds of the neurons CROWN could leave unstable (`skip_stable`, module
+        docstring); the input of sigmoid, tanh and max pooling gets CROWN bounds of every neuron (each
+        neuron's relaxation reads both its bounds). An input that is itself a nonlinear node's output (max
+        pooling after a ReLU) gets that node's interval image of its own input's bounds: sound, and at least
+        as tight as CROWN's backward pass through the node, which ends in the same input bounds."""
         relaxations, bounds = {}, {}
         if not hasattr(inputs, "eps"):
             boxes = self.interval_bounds(inputs)
             bounds = {k: boxes[k] for k in self._interval_exact}
-        for r in self.relu_ids:
+        for r in self.nonlinear_ids:
             k = self.nodes[r].inputs[0]
             if k not in bounds:
-                if self.skip_stable:
+                source = self.nodes[k]
+                if source.op in NONLINEAR_RULES:
+                    bounds[k] = NONLINEAR_RULES[source.op].interval(source.params, *bounds[source.inputs[0]])
+                elif self.skip_stable and self.nodes[r].op == "relu" and r not in self._read_by_nonlinear:
                     bounds[k] = self.undecided_node_bounds(k, inputs, bounds, relaxations)
                 else:
                     bounds[k] = self.node_bounds(k, inputs, relaxations)
-            relaxations[r] = relu_relaxation(*bounds[k])
+            relaxations[r] = self.relax(r, bounds)
         return relaxations
 
     def _ibp_overrides(self, inputs):
@@ -344,7 +364,7 @@ class Verifier:
             return self._ibp_spec(inputs, spec, self._ibp_overrides(inputs))
         if method == "crown-ibp":
             boxes = self.interval_bounds(inputs)
-            relaxations = {r: relu_relaxation(*boxes[self.nodes[r].inputs[0]]) for r in self.relu_ids}
+            relaxations = {r: self.relax(r, boxes) for r in self.nonlinear_ids}
         else:
             relaxations = self.crown_relaxations(inputs)
         if method == "alpha-crown":
