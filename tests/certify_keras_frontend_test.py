@@ -125,7 +125,9 @@ def _nan_weights():
 
 
 REFUSED = {
-    "MaxPooling2D": (lambda: _seq((4, 4, 1), keras.layers.MaxPooling2D(), keras.layers.Flatten()), "max pooling"),
+    "MaxPooling1D": (lambda: _seq((4, 2), keras.layers.MaxPooling1D(), keras.layers.Flatten()), "MaxPooling1D"),
+    "max_pool_channels_first": (lambda: _seq((2, 4, 4), keras.layers.MaxPooling2D(data_format="channels_first"),
+                                             keras.layers.Flatten()), "channels_first"),
     "LSTM": (lambda: _seq((3, 2), keras.layers.LSTM(2)), "LSTM"),
     "dilation": (lambda: _seq((6, 6, 1), keras.layers.Conv2D(2, 3, dilation_rate=2), keras.layers.Flatten()),
                  "dilation_rate"),
@@ -134,7 +136,10 @@ REFUSED = {
                                     keras.layers.Flatten()), "channels_first"),
     "inner_softmax": (lambda: _seq((4,), keras.layers.Dense(3, activation="softmax"), keras.layers.Dense(2)),
                       "softmax"),
-    "tanh": (lambda: _seq((4,), keras.layers.Dense(3, activation="tanh")), "tanh"),
+    "hard_sigmoid": (lambda: _seq((4,), keras.layers.Dense(3, activation="hard_sigmoid")), "hard_sigmoid"),
+    "softplus_layer": (lambda: _seq((4,), keras.layers.Dense(3), keras.layers.Activation("softplus")), "softplus"),
+    "conv_elu": (lambda: _seq((4, 4, 1), keras.layers.Conv2D(2, 3, activation="elu"), keras.layers.Flatten()),
+                 "elu"),
     "leaky_relu": (lambda: _seq((4,), keras.layers.Dense(3), keras.layers.LeakyReLU()), "leaky"),
     "relu6": (lambda: _seq((4,), keras.layers.Dense(3), keras.layers.ReLU(max_value=6.0)), "max_value"),
     "leaky_relu_layer": (lambda: _seq((4,), keras.layers.ReLU(negative_slope=0.1)), "negative_slope"),

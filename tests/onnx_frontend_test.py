@@ -168,7 +168,7 @@ def test_vnncomp_networks_match_onnxruntime(name, size):
     np.testing.assert_allclose(net.network_outputs(x.astype(np.float32)), reference, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("op,attrs", [("MaxPool", dict(kernel_shape=[2, 2])), ("Sigmoid", {})])
+@pytest.mark.parametrize("op,attrs", [("LpPool", dict(kernel_shape=[2, 2])), ("HardSigmoid", {}), ("LeakyRelu", {})])
 def test_unsupported_ops_are_refused_naming_the_node(op, attrs):
     model = make_model([node("Relu", ["x"], ["r"]), helper.make_node(op, ["r"], ["y"], name="the_culprit", **attrs)],
                        [1, 1, 4, 4], None)

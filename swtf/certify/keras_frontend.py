@@ -1,5 +1,11 @@
 """Keras 3 front-end: `from_keras(model)` translates a Keras model into a certifier `Network`.
 
+Supported layers: Dense, Conv2D (activation linear, relu, sigmoid, tanh or a final softmax), Activation
+(the same), ReLU (plain), Softmax (final), Flatten, Reshape, BatchNormalization, Normalization, Rescaling,
+AveragePooling2D, MaxPooling2D ('valid' or TF's 'same', padded positions never win),
+GlobalMaxPooling2D (a max_pool over the whole map, then a reshape to (C,) unless keepdims), Add, and
+the inference-time identities (Dropout, noise, ...).
+
 Reads `swtf.models.LayerStack` (its `ordered_layers`), `keras.Sequential` and functional models (any
 DAG, including residual `Add`), nested models included. Every supported layer maps exactly onto the
 primitive ops of `swtf.certify.network`; anything else raises `SwtfError` naming the layer and why.
@@ -44,9 +50,12 @@ def _activation(builder, x, layer, activation):
         return x, False
     if activation is keras.activations.relu:
         return builder.relu(x, layer.name + "/relu"), False
+    for op in ("sigmoid", "tanh"):
+        if activation is getattr(keras.activations, op):
+            return builder.activation(x, op, f"{layer.name}/{op}"), False
     if activation is keras.activations.softmax:
         return x, True
-    _refuse(layer, f"activation {name!r} (only relu, linear and a final softmax are supported)")
+    _refuse(layer, f"activation {name!r} (only relu, sigmoid, tanh, linear and a final softmax are supported)")
 
 
 def _sources(layer):
@@ -139,6 +148,25 @@ def _average_pooling(layer, builder, x):
     return builder.avg_pool(x, layer.pool_size, layer.strides, layer.padding, layer.name), False
 
 
+def _max_pooling(layer, builder, x):
+    _check_channels_last(layer)
+    if layer.padding not in ("valid", "same"):
+        _refuse(layer, f"padding {layer.padding!r} (only 'valid' and 'same')")
+    return builder.max_pool(x, layer.pool_size, layer.strides, layer.padding, layer.name), False
+
+
+def _global_max_pooling(layer, builder, x):
+    """The max over the whole (H, W) map: a max_pool with that window, then (C,) unless `keepdims`."""
+    _check_channels_last(layer)
+    shape = builder.shape(x)
+    if len(shape) != 3:
+        _refuse(layer, f"input shape {shape} (only (H, W, C) maps)")
+    y = builder.max_pool(x, shape[:2], (1, 1), "valid", layer.name + ("" if layer.keepdims else "/pool"))
+    if layer.keepdims:
+        return y, False
+    return builder.reshape(y, (shape[2],), layer.name), False
+
+
 def _add(layer, builder, *xs):
     y = xs[0]
     for i, other in enumerate(xs[1:]):
@@ -158,12 +186,12 @@ _CONVERTERS = {
     keras.layers.Normalization: _normalization,
     keras.layers.Rescaling: _rescaling,
     keras.layers.AveragePooling2D: _average_pooling,
+    keras.layers.MaxPooling2D: _max_pooling,
+    keras.layers.GlobalMaxPooling2D: _global_max_pooling,
     keras.layers.Add: _add,
 }
 
 _REASONS = {
-    keras.layers.MaxPooling2D: "max pooling is not piecewise-affine in one input; use strided "
-                               "convolutions or AveragePooling2D",
     keras.layers.LeakyReLU: "leaky ReLU (only the plain ReLU)",
 }
 

@@ -8,7 +8,11 @@ on it are translated to the primitive ops of `swtf.certify.network`:
   Conv2D (NHWC, no dilation)                     -> conv2d ('SAME', 'VALID' or explicit pads)
   BiasAdd, Add/AddV2/Sub/Mul/RealDiv by const    -> affine
   Add/AddV2/Sub of two input-dependent tensors   -> add (Sub as add of the negation)
-  Relu -> relu;  AvgPool -> avg_pool;  Reshape -> reshape (its static output shape)
+  Relu -> relu;  Sigmoid -> sigmoid;  Tanh -> tanh;  Reshape -> reshape (its static output shape)
+  AvgPool -> avg_pool;  MaxPool / MaxPoolV2 -> max_pool (NHWC, 'VALID', 'SAME' or explicit pads that
+    equal one of them)
+  Max over axes (1, 2) of an NHWC map (Keras GlobalMaxPooling2D) -> max_pool over the whole map, then
+    a reshape to (C,) unless keep_dims
   Identity, IdentityN, StopGradient, Snapshot, Cast between float types -> pass through
 A final Softmax is stripped (reported as `stripped_softmax`); any other op is refused by name.
 """
@@ -18,7 +22,7 @@ import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
 from swtf.certify.network import NetworkBuilder, same_pads
-from swtf.errors import SwtfError
+from swtf.errors import SwtfError, first_line
 
 _PASS_THROUGH = ("Identity", "IdentityN", "StopGradient", "Snapshot", "Cast")
 _FLOATS = (tf.float16, tf.bfloat16, tf.float32, tf.float64)
@@ -86,16 +90,16 @@ class _GraphReader:
             return self.node(op.inputs[tensor.value_index if kind == "IdentityN" else 0])
         if kind == "Relu":
             return b.relu(self.node(op.inputs[0]), op.name)
+        if kind in ("Sigmoid", "Tanh"):
+            return b.activation(self.node(op.inputs[0]), kind.lower(), op.name)
         if kind in ("MatMul", "BatchMatMulV2"):
             return self._matmul(op)
         if kind == "Conv2D":
             return self._conv2d(op)
-        if kind == "AvgPool":
-            if _attr(op, "data_format") != "NHWC":
-                _refuse(op, "data_format must be NHWC")
-            ksize, strides = op.get_attr("ksize"), op.get_attr("strides")
-            return b.avg_pool(self.node(op.inputs[0]), ksize[1:3], strides[1:3], _attr(op, "padding").lower(),
-                              op.name)
+        if kind in ("AvgPool", "MaxPool", "MaxPoolV2"):
+            return self._pool(op)
+        if kind == "Max":
+            return self._global_max(op)
         if kind == "Reshape":
             shape = tensor.shape[1:]
             if not shape.is_fully_defined():
@@ -105,8 +109,57 @@ class _GraphReader:
             return self._binary(op)
         if kind == "Softmax":
             _refuse(op, "a softmax is only allowed as the last op")
-        _refuse(op, "unknown op (supported: MatMul, Conv2D, BiasAdd, Add, Sub, Mul, RealDiv, Relu, AvgPool, "
-                    "Reshape, Identity, a final Softmax)")
+        _refuse(op, "unknown op (supported: MatMul, Conv2D, BiasAdd, Add, Sub, Mul, RealDiv, Relu, Sigmoid, "
+                    "Tanh, AvgPool, MaxPool, Max over axes 1 and 2, Reshape, Identity, a final Softmax)")
+
+    def _pool(self, op):
+        """AvgPool / MaxPool / MaxPoolV2 (window and strides as inputs) on NHWC maps."""
+        if _attr(op, "data_format") != "NHWC":
+            _refuse(op, f"data_format {_attr(op, 'data_format')!r} (only NHWC)")
+        if op.type == "MaxPoolV2":
+            ksize, strides = (self.constant(t).astype(np.int64).tolist() for t in op.inputs[1:3])
+        else:
+            ksize, strides = list(op.get_attr("ksize")), list(op.get_attr("strides"))
+        if len(ksize) != 4 or len(strides) != 4 or ksize[0] != 1 or ksize[3] != 1 or strides[0] != 1 or (
+                strides[3] != 1):
+            _refuse(op, f"ksize {ksize} / strides {strides} pool over the batch or channel axis (only over "
+                        "height and width)")
+        x = self.node(op.inputs[0])
+        padding = _attr(op, "padding")
+        if padding == "EXPLICIT":
+            padding = self._explicit_pool_padding(op, x, ksize[1:3], strides[1:3])
+        if padding not in ("VALID", "SAME"):
+            _refuse(op, f"padding {padding!r} (only 'VALID', 'SAME' or explicit pads equal to one of them)")
+        pool = self.builder.avg_pool if op.type == "AvgPool" else self.builder.max_pool
+        return pool(x, ksize[1:3], strides[1:3], padding.lower(), op.name)
+
+    def _explicit_pool_padding(self, op, x, pool, strides):
+        """'VALID' or 'SAME' for explicit pads equal to those paddings' pads; refuses any other pads."""
+        flat = list(op.get_attr("explicit_paddings"))
+        if len(flat) != 8 or any(flat[i] for i in (0, 1, 6, 7)):
+            _refuse(op, f"explicit paddings {flat} (only of height and width)")
+        pads = tuple(flat[2:6])
+        h, w = self.builder.shape(x)[:2]
+        if pads == (0, 0, 0, 0):
+            return "VALID"
+        if pads == same_pads(h, pool[0], strides[0]) + same_pads(w, pool[1], strides[1]):
+            return "SAME"
+        _refuse(op, f"explicit pads (top, bottom, left, right) = {pads}, which are neither 'VALID' nor TF's "
+                    "'SAME' pads for this window")
+
+    def _global_max(self, op):
+        """Max over the spatial axes (1, 2) of an NHWC map, as Keras GlobalMaxPooling2D traces."""
+        if self.depends_on_input(op.inputs[1]):
+            _refuse(op, "the reduction axes depend on the input")
+        x = self.node(op.inputs[0])
+        shape = self.builder.shape(x)
+        axes = sorted({int(a) % (len(shape) + 1) for a in np.ravel(self.constant(op.inputs[1]))})
+        if len(shape) != 3 or axes != [1, 2]:
+            _refuse(op, f"a max over axes {axes} of a tensor of per-example shape {shape} (only over axes 1 and "
+                        "2 of an NHWC map, i.e. global max pooling)")
+        keep = op.get_attr("keep_dims")
+        y = self.builder.max_pool(x, shape[:2], (1, 1), "valid", op.name if keep else op.name + "/pool")
+        return y if keep else self.builder.reshape(y, (shape[2],), op.name)
 
     def _matmul(self, op):
         x_tensor, w_tensor = op.inputs
@@ -187,7 +240,7 @@ def from_saved_model(path):
     try:
         loaded = tf.saved_model.load(str(path))
     except (OSError, ValueError) as err:
-        raise SwtfError(f"cannot load a SavedModel from {path}: {str(err).splitlines()[0]}") from None
+        raise SwtfError(f"cannot load a SavedModel from {path}: {first_line(err)}") from None
     function = _signature(loaded, path)
     frozen = convert_variables_to_constants_v2(function)
     if len(frozen.inputs) != 1:

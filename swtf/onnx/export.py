@@ -12,7 +12,7 @@ import onnx
 import tensorflow as tf
 
 from swtf import io
-from swtf.errors import SwtfError
+from swtf.errors import SwtfError, first_line
 from swtf.onnx.runtime import Session
 
 INPUT_NAME = "images"
@@ -32,7 +32,7 @@ def keras_to_onnx(model, input_shape, opset=OPSET):
     try:
         proto, _ = tf2onnx.convert.from_function(function, input_signature=(spec,), opset=opset)
     except Exception as err:  # tf2onnx raises many types for ops it cannot convert
-        raise SwtfError(f"tf2onnx cannot convert the model: {str(err).splitlines()[0]}") from None
+        raise SwtfError(f"tf2onnx cannot convert the model: {first_line(err)}") from None
     return proto
 
 
@@ -52,6 +52,6 @@ def export_onnx(model, path, input_shape, probe):
     try:  # checked before writing, so a failing check leaves no file behind
         onnx.checker.check_model(proto)
     except onnx.checker.ValidationError as err:
-        raise SwtfError(f"the ONNX export fails onnx's model check: {str(err).splitlines()[0]}; not written") from None
+        raise SwtfError(f"the ONNX export fails onnx's model check: {first_line(err)}; not written") from None
     io.write_bytes(path, proto.SerializeToString())
     return gap

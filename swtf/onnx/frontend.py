@@ -47,7 +47,8 @@ class _Relayout(Exception):
 class Translator:
     """The state of one translation: the builder, translated tensors and folded constants."""
 
-    def __init__(self, input_name, input_shape, input_perm, node_shape, constants, may_relayout):
+    def __init__(self, input_name, input_shape, input_perm, node_shape, constants, may_relayout, used=()):
+        self.used = frozenset(used)  # the tensors that the output depends on (read by a needed node)
         self.builder = NetworkBuilder(node_shape, name=input_name)
         self.data = {input_name: layout.Tensor(0, tuple(input_shape), input_perm, pure=True)}
         self.constants = dict(constants)
@@ -85,14 +86,19 @@ class Translator:
     def flat(self, tensor):
         return self.reshaped(tensor.node, (tensor.size,))
 
-    def hwc(self, tensor, node):
-        """The node holding `tensor` (1, C, H, W) as (H, W, C), restarting with a new input order if needed."""
-        want = layout.hwc_perm(tensor.shape)
+    def hwc(self, tensor, node, want=None, shape=None):
+        """The node holding `tensor` (1, C, H, W) as (H, W, C), restarting with a new input order if needed.
+
+        `want` and `shape` ask for another order instead: the node holds ONNX elements `want` (a perm) with
+        node shape `shape` (e.g. an NHWC tensor's own order as (H, W, C)).
+        """
+        if want is None:
+            want, shape = layout.hwc_perm(tensor.shape), layout.hwc_shape(tensor.shape)
         if np.array_equal(tensor.perm, want):
-            return self.reshaped(tensor.node, layout.hwc_shape(tensor.shape))
+            return self.reshaped(tensor.node, shape)
         if tensor.pure and self._may_relayout:
             through = tensor.perm[np.argsort(self._input_perm)]  # the order the input order is mapped to
-            raise _Relayout(np.argsort(through)[want], layout.hwc_shape(tensor.shape))
+            raise _Relayout(np.argsort(through)[want], shape)
         self.refuse(node, "its input is in an element order that only a general permutation would give")
 
     def visit(self, node):
@@ -213,9 +219,11 @@ def _graph_input(graph, constants):
 
 
 def _translate(graph, constants, input_name, input_shape, perm, node_shape, may_relayout):
-    tr = Translator(input_name, input_shape, perm, node_shape, constants, may_relayout)
     output_name = graph.output[0].name
-    for node in _needed(graph, output_name):
+    needed = _needed(graph, output_name)
+    used = {name for node in needed for name in node.input if name} | {output_name}
+    tr = Translator(input_name, input_shape, perm, node_shape, constants, may_relayout, used)
+    for node in needed:
         tr.visit(node)
     if not tr.is_data(output_name):
         raise SwtfError(f"ONNX output {output_name!r} does not depend on the input")

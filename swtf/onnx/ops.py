@@ -9,7 +9,10 @@ A rule takes the translator `tr` (see `frontend`), the ONNX node and its attribu
   BatchNormalization (inference)                           -> affine with scale / sqrt(var + eps)
   Conv (2-D, NCHW weights, group 1, no dilation)           -> conv2d on the HWC node
   AveragePool (2-D)                                        -> avg_pool, or conv2d + affine for other pads
-  Relu -> relu;  Flatten, Reshape, Squeeze, Unsqueeze, Transpose, Identity -> layout only
+  MaxPool (2-D, pads 'valid' or TF's 'same', no dilation)  -> max_pool (padded positions never win)
+  GlobalMaxPool, ReduceMax over the two spatial axes       -> max_pool over the whole map
+  Relu -> relu;  Sigmoid -> sigmoid;  Tanh -> tanh
+  Flatten, Reshape, Squeeze, Unsqueeze, Transpose, Identity -> layout only
 Anything else is refused by the translator, naming the node.
 """
 
@@ -125,6 +128,12 @@ def relu(tr, node, attrs):
     return Tensor(tr.builder.relu(x.node, _name(node)), x.shape, x.perm, x.pure)
 
 
+def activation(tr, node, attrs):
+    """Sigmoid and Tanh: elementwise, so in any element order."""
+    x = tr.tensor(node.input[0])
+    return Tensor(tr.builder.activation(x.node, node.op_type.lower(), _name(node)), x.shape, x.perm, x.pure)
+
+
 def _relabel(x, shape):
     return Tensor(x.node, tuple(int(d) for d in shape), x.perm, x.pure)
 
@@ -230,6 +239,70 @@ def average_pool(tr, node, attrs):
     return _hwc_tensor(tr, tr.builder.affine(summed, 1.0 / counts, np.float64(0.0), _name(node)))
 
 
+def max_pool(tr, node, attrs):
+    """MaxPool as max_pool, for pads that are zero ('valid') or TF's 'same' pads; any other pads refused.
+
+    The `Indices` output is refused where it is used; `storage_order` only concerns it and is ignored.
+    """
+    if len(node.output) > 1 and node.output[1] and node.output[1] in tr.used:
+        tr.refuse(node, f"its Indices output {node.output[1]!r} is used (only the pooled values are supported)")
+    x = tr.tensor(node.input[0])
+    kernel_hw = tuple(int(k) for k in attrs["kernel_shape"])
+    if len(kernel_hw) != 2:
+        tr.refuse(node, f"kernel_shape {list(kernel_hw)} (only 2-D pooling is supported)")
+    dilations = tuple(attrs.get("dilations", (1, 1)))
+    if any(d != 1 for d in dilations):
+        tr.refuse(node, f"dilations={list(dilations)} (only 1 is supported)")
+    strides, pads = _spatial(tr, node, attrs, x, kernel_hw)
+    pads = tuple(int(p) for p in pads)
+    height, width = x.shape[2:]
+    if attrs.get("ceil_mode", 0) and ((height + pads[0] + pads[1] - kernel_hw[0]) % strides[0]
+                                      or (width + pads[2] + pads[3] - kernel_hw[1]) % strides[1]):
+        tr.refuse(node, "ceil_mode=1 with a partial last window")
+    if pads == (0, 0, 0, 0):
+        padding = "valid"
+    elif pads == same_pads(height, kernel_hw[0], strides[0]) + same_pads(width, kernel_hw[1], strides[1]):
+        padding = "same"
+    else:
+        begin_end = [pads[0], pads[2], pads[1], pads[3]]
+        tr.refuse(node, f"pads {begin_end} (ONNX order begin_h, begin_w, end_h, end_w): only zero pads or TF's "
+                        "'same' pads (the odd extra row/column at the end) are supported")
+    return _hwc_tensor(tr, tr.builder.max_pool(tr.hwc(x, node), kernel_hw, strides, padding, _name(node)))
+
+
+def global_max_pool(tr, node, attrs):
+    """GlobalMaxPool of (1, C, H, W): a max_pool over the whole map, giving (1, C, 1, 1)."""
+    x = tr.tensor(node.input[0])
+    if len(x.shape) != 4 or x.shape[0] != 1:
+        tr.refuse(node, f"input of shape {x.shape} (only 2-D NCHW with batch 1 is supported)")
+    return _hwc_tensor(tr, tr.builder.max_pool(tr.hwc(x, node), x.shape[2:], (1, 1), "valid", _name(node)))
+
+
+def reduce_max(tr, node, attrs):
+    """ReduceMax over the two spatial axes of a (1, ., ., .) tensor (NCHW axes (2, 3), NHWC axes (1, 2), as
+    exporters write global max pooling): a max_pool over the whole map."""
+    x = tr.tensor(node.input[0])
+    if len(node.input) > 1 and node.input[1]:
+        axes = tr.const(node.input[1])
+    else:
+        axes = attrs.get("axes", ())
+    if not np.size(axes):  # no axes: every axis (or, with noop_with_empty_axes, none)
+        axes = () if attrs.get("noop_with_empty_axes", 0) else range(len(x.shape))
+    axes = sorted({int(a) % len(x.shape) for a in np.ravel(axes)}) if len(x.shape) else []
+    if len(x.shape) != 4 or x.shape[0] != 1 or len(axes) != 2 or 0 in axes:
+        tr.refuse(node, f"a max over axes {axes} of shape {x.shape} (only over two non-batch axes of a 4-D "
+                        "tensor with batch 1, i.e. global max pooling)")
+    (channel_axis,) = {1, 2, 3} - set(axes)
+    order = (0, axes[0], axes[1], channel_axis)
+    want = np.arange(x.size).reshape(x.shape).transpose(order).ravel()
+    map_shape = tuple(x.shape[a] for a in order[1:])
+    source = tr.hwc(x, node, want, map_shape)
+    node_id = tr.builder.max_pool(source, map_shape[:2], (1, 1), "valid", _name(node))
+    keep = attrs.get("keepdims", 1)
+    shape = tuple(1 if i in axes else d for i, d in enumerate(x.shape)) if keep else (1, x.shape[channel_axis])
+    return Tensor(node_id, shape, layout.identity(x.shape[channel_axis]))
+
+
 def _window_counts(size, kernel, stride, pads):
     """Number of in-bounds elements of each window along one axis."""
     out = conv_output_size(size, kernel, stride, *pads)
@@ -241,5 +314,6 @@ RULES = {
     "Gemm": gemm, "MatMul": matmul, "Add": binary, "Sub": binary, "Mul": binary, "Div": binary,
     "BatchNormalization": batch_norm, "Relu": relu, "Flatten": flatten, "Reshape": reshape,
     "Squeeze": squeeze_or_unsqueeze, "Unsqueeze": squeeze_or_unsqueeze, "Transpose": transpose,
-    "Identity": identity, "Conv": conv, "AveragePool": average_pool,
+    "Identity": identity, "Conv": conv, "AveragePool": average_pool, "MaxPool": max_pool,
+    "GlobalMaxPool": global_max_pool, "ReduceMax": reduce_max, "Sigmoid": activation, "Tanh": activation,
 }

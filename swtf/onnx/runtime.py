@@ -6,7 +6,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from swtf.errors import SwtfError
+from swtf.errors import SwtfError, first_line
 
 
 def static_shape(value_info, what):
@@ -42,7 +42,7 @@ class Session:
             self._session = ort.InferenceSession(model.SerializeToString(), options,
                                                  providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises its own exception types
-            raise SwtfError(f"onnxruntime cannot load the model: {str(err).splitlines()[0]}") from None
+            raise SwtfError(f"onnxruntime cannot load the model: {first_line(err)}") from None
         self.input_name, self.input_shape = input_name, tuple(input_shape)
         self.input_dtype = input_dtype(model, input_name)
         self.outputs = list(outputs) if outputs else [o.name for o in model.graph.output]
