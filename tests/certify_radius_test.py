@@ -137,7 +137,7 @@ def test_counterexample_search_by_default_only_for_crown_methods_on_large_networ
     x = np.random.default_rng(4).random((3, 4, 4, 1))
     small = _net(4)
     large = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(),
-                              keras.layers.Dense(radius_module.COUNTEREXAMPLE_MIN_RELUS, activation="relu"),
+                              keras.layers.Dense(radius_module.COUNTEREXAMPLE_MIN_NEURONS, activation="relu"),
                               keras.layers.Dense(3)])
     for model, method, expected in [(small, "crown", 0), (large, "ibp", 0), (large, "crown", 1)]:
         calls.clear()

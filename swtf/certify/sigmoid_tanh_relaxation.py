@@ -41,6 +41,9 @@ from swtf.certify.perturbation import rounding_margin
 SmoothRelaxation = collections.namedtuple("SmoothRelaxation",
                                           "lower_slope lower_intercept upper_slope upper_intercept")
 
+# Intervals narrower than this (relative to 1 + max(|l|, |u|)) take the midpoint tangent's slope for the chord.
+CHORD_MIN_WIDTH = 1e-6
+
 # Bisection steps for the tangent point d: 60 halvings of [0, u] (or [l, 0]) reach float64 resolution.
 BISECTION_STEPS = 60
 
@@ -110,7 +113,9 @@ def smooth_relaxation(op, lower, upper):
     shape = FUNCTIONS[op]
     f_lower, f_upper = shape.function(lower), shape.function(upper)
     width = upper - lower
-    wide = width > 0
+    # Below CHORD_MIN_WIDTH the chord's slope is mostly rounding (f(u) - f(l) cancels): there the chord and
+    # the tangent at the midpoint differ by at most f'' * width / 2, and the tangent's slope is exact.
+    wide = width > CHORD_MIN_WIDTH * (1 + tf.maximum(tf.abs(lower), tf.abs(upper)))
     midpoint_slope = shape.derivative((lower + upper) / 2)
     chord = tf.where(wide, (f_upper - f_lower) / tf.where(wide, width, tf.ones_like(width)), midpoint_slope)
     convex, concave = upper <= 0, lower >= 0

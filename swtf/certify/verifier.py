@@ -319,6 +319,17 @@ class Verifier:
         shape = self.nodes[node_id].shape
         return tf.reshape(lower, (-1,) + shape), tf.reshape(upper, (-1,) + shape)
 
+    def every_neuron_bounds(self, node_id, inputs, relaxations):
+        """(lower, upper), each (N, *shape), of node `node_id` by backward CROWN: the numbers of `node_bounds`,
+        computed as one row per (point, neuron, side), so that convolutions travel back as patches."""
+        shape = self.nodes[node_id].shape
+        n, size = int(inputs[0].shape[0]), math.prod(shape)
+        pairs = tf.cast(tf.where(tf.ones([n, size], tf.bool)), tf.int32)
+        rows = tf.concat([tf.concat([pairs, tf.fill([n * size, 1], sign)], 1) for sign in (1, -1)], 0)
+        relevant = {i: r for i, r in relaxations.items() if i < node_id}
+        bounds = tf.reshape(self._chunked_row_bounds(node_id, rows, inputs, relevant), (2, n) + shape)
+        return bounds[0], -bounds[1]
+
     def relax(self, node_id, bounds):
         """The relaxation of nonlinear node `node_id` from `bounds` {node id: (lower, upper)} of its input."""
         node = self.nodes[node_id]
@@ -345,7 +356,7 @@ class Verifier:
                 elif self.skip_stable and self.nodes[r].op == "relu" and r not in self._read_by_nonlinear:
                     bounds[k] = self.undecided_node_bounds(k, inputs, bounds, relaxations)
                 else:
-                    bounds[k] = self.node_bounds(k, inputs, relaxations)
+                    bounds[k] = self.every_neuron_bounds(k, inputs, relaxations)
             relaxations[r] = self.relax(r, bounds)
         return relaxations
 

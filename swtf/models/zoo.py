@@ -57,17 +57,25 @@ def _dense_head(hidden, num_classes, dropout=0.0):
     return layers
 
 
-def cifar_cnn(num_classes, dropout=(0.25, 0.5)):
-    """The original study's CIFAR-10 teacher: 3 VGG blocks (32, 64, 128) and Dense128."""
+def _vgg(num_classes, blocks, dense, dropout):
+    """VGG-style blocks (each a list of filter counts) and a dense head; `dropout` = (conv, dense) rates."""
+    blocks = [_as_tuple(block) for block in blocks]
+    if not blocks or not all(blocks):
+        raise SwtfError(f"blocks must list at least one block of filter counts, got {blocks}")
     conv_drop, dense_drop = dropout
-    return (_conv_pool_blocks([(32, 32), (64, 64), (128, 128)], conv_drop)
-            + _dense_head([128], num_classes, dense_drop))
+    return _conv_pool_blocks(blocks, conv_drop) + _dense_head(_as_tuple(dense) if dense else (), num_classes,
+                                                              dense_drop)
 
 
-def svhn_cnn(num_classes, dropout=(0.25, 0.5)):
+def cifar_cnn(num_classes, blocks=((32, 32), (64, 64), (128, 128)), dense=(128,), dropout=(0.25, 0.5)):
+    """The original study's CIFAR-10 teacher: 3 VGG blocks (32, 64, 128) and Dense128. `blocks` and `dense`
+    scale it (e.g. to 8x8 digits: [[8, 8], [16, 16], [32, 32]] and [64])."""
+    return _vgg(num_classes, blocks, dense, dropout)
+
+
+def svhn_cnn(num_classes, blocks=((32, 32), (64, 64)), dense=(512,), dropout=(0.25, 0.5)):
     """The original study's SVHN teacher: 2 VGG blocks (32, 64) and Dense512."""
-    conv_drop, dense_drop = dropout
-    return _conv_pool_blocks([(32, 32), (64, 64)], conv_drop) + _dense_head([512], num_classes, dense_drop)
+    return _vgg(num_classes, blocks, dense, dropout)
 
 
 def strided_cnn(num_classes, filters=(16, 32), kernel_size=4, strides=2, dense=(100,)):
