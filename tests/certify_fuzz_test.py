@@ -1,6 +1,6 @@
 """Property-based fuzzing: on random small architectures (dense/conv, widths, strides, paddings, average
-pooling, affine, residual additions), random weights and radii, no sampled output ever leaves the bounds
-of any method, and the bisection radius is certified."""
+and max pooling of any geometry, ReLU/sigmoid/tanh, affine, residual additions), random weights and radii,
+no sampled output ever leaves the bounds of any method, and the bisection radius is certified."""
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings
@@ -15,6 +15,7 @@ from swtf.certify.sampling import perturbation_samples
 def networks(draw):
     """A random Network built directly on the representation (no Keras), with seeded weights."""
     rng = np.random.default_rng(draw(st.integers(0, 2 ** 31)))
+    activation = draw(st.sampled_from(["relu", "relu", "sigmoid", "tanh"]))
     size, channels = draw(st.integers(3, 7)), draw(st.integers(1, 2))
     builder = NetworkBuilder((size, size, channels))
     x = 0
@@ -27,12 +28,17 @@ def networks(draw):
         filters = draw(st.integers(1, 3))
         x = builder.conv2d(x, rng.normal(size=(kernel, kernel, c, filters)) / kernel, rng.normal(size=filters) * 0.3,
                            (stride, stride), pads, f"conv{i}")
-        x = builder.relu(x, f"relu{i}")
+        x = builder.activation(x, activation, f"act{i}")
+        if draw(st.booleans()):  # max pooling of a random geometry
+            h, w, _ = builder.shape(x)
+            pool = (draw(st.integers(1, min(3, h))), draw(st.integers(1, min(3, w))))
+            x = builder.max_pool(x, pool, (draw(st.integers(1, 3)), draw(st.integers(1, 3))),
+                                 draw(st.sampled_from(["valid", "same"])), f"max_pool{i}")
         if draw(st.booleans()):  # a residual block keeping the shape
             h, w, c = builder.shape(x)
             branch = builder.conv2d(x, rng.normal(size=(3, 3, c, c)) / 3, rng.normal(size=c) * 0.3, (1, 1),
                                     same_pads(h, 3, 1) + same_pads(w, 3, 1), f"res{i}")
-            x = builder.add(x, builder.relu(branch, f"res_relu{i}"), f"add{i}")
+            x = builder.add(x, builder.activation(branch, activation, f"res_act{i}"), f"add{i}")
     if draw(st.booleans()) and min(builder.shape(x)[:2]) >= 2:
         x = builder.avg_pool(x, (2, 2), (draw(st.integers(1, 2)),) * 2, draw(st.sampled_from(["valid", "same"])),
                              "pool")
@@ -41,7 +47,7 @@ def networks(draw):
         width = draw(st.integers(2, 6))
         x = builder.dense(x, rng.normal(size=(builder.shape(x)[0], width)) / np.sqrt(builder.shape(x)[0]),
                           rng.normal(size=width) * 0.3, f"dense{i}")
-        x = builder.relu(x, f"dense_relu{i}")
+        x = builder.activation(x, activation, f"dense_act{i}")
     classes = draw(st.integers(2, 3))
     x = builder.dense(x, rng.normal(size=(builder.shape(x)[0], classes)), rng.normal(size=classes), "logits")
     return builder.build(x)
