@@ -1,8 +1,10 @@
 """Exact (complete) verification by MILP: `verify_exact`, `exact_margin_bounds`, `exact_logit_bounds`.
 
-The big-M encoding (`milp.Encoding`) needs sound bounds of every ReLU input: they are full-CROWN bounds
-intersected with IBP bounds, computed by the certify package's `Verifier` (tighter bounds mean fewer
-unstable ReLUs, so fewer binaries and smaller big-M constants).
+The big-M encoding (`milp.Encoding`) needs sound bounds of every ReLU and max-pool input: they are
+full-CROWN bounds intersected with IBP bounds, computed by the certify package's `Verifier` (tighter
+bounds mean fewer unstable ReLUs and undecided pooling windows, so fewer binaries and smaller big-M
+constants). Networks with ops that have no exact MILP encoding (sigmoid, tanh) are refused before any
+bound is computed.
 
 Only the L-inf ball intersected with the input box is supported: it is a box, so the problem stays
 linear. An L2 ball needs a quadratic constraint (a mixed-integer quadratic program), which SciPy's
@@ -19,7 +21,7 @@ import tensorflow as tf
 from swtf.certify import api
 from swtf.certify import spec as specs
 from swtf.certify.linear_ops import network_function
-from swtf.certify.milp import Encoding, affine_maps
+from swtf.certify.milp import Encoding, affine_maps, check_encodable
 from swtf.certify.network import forward
 from swtf.certify.perturbation import input_set
 from swtf.errors import SwtfError
@@ -73,15 +75,7 @@ def preactivation_bounds(network, x, eps, clip):
 
 def box_preactivation_bounds(network, inputs):
     """`preactivation_bounds` over any float64 input set `inputs`, e.g. a `perturbation.LinfBox`."""
-    verifier = api.verifier_for(network)
-    boxes = verifier.interval_bounds(inputs)
-    relaxations, bounds = {}, {}
-    for r in verifier.nonlinear_ids:
-        k = network.nodes[r].inputs[0]
-        if k not in bounds:
-            lower, upper = verifier.node_bounds(k, inputs, relaxations)
-            bounds[k] = (tf.maximum(lower, boxes[k][0]), tf.minimum(upper, boxes[k][1]))
-        relaxations[r] = verifier.relax(r, bounds)
+    bounds, _ = api.verifier_for(network).intermediate_bounds(inputs, tighten_with_ibp=True)
     return {k: (lower.numpy(), upper.numpy()) for k, (lower, upper) in bounds.items()}
 
 
@@ -100,6 +94,7 @@ def _prepare(model, x, eps, clip, norm="linf"):
                         "integer quadratic programming, which scipy's milp cannot do; use certified_radius "
                         "for L2")
     network = api.as_network(model)
+    check_encodable(network)
     x = api.check_points(network, x)
     eps = api.check_radii(eps, len(x))
     clip = api.check_options(x, norm, "crown", clip)

@@ -16,6 +16,9 @@ node (each is the dense rule restricted to the window, since A is zero outside i
   sigmoid, <A-, upper_intercept> (+ <A+, lower_intercept> for sigmoid and tanh); relaxations are
   tanh     zero-padded, so masked positions stay zero.
   affine   A * scale, bias term <A, shift>, for a per-channel scale and shift.
+  max_pool the selection rule (`max_pool_relaxation`) per window: A+ + A- * dominant goes to the selected
+           input, now a position of the input window ((ph - 1) * s + pool, anchor a * s - pad_before),
+           the constant gives the bias term <A- * (1 - dominant), upper_bound>.
   input    concretisation over the input set's windows (A is zero elsewhere, so the box support and the
            L2 norm of the window are those of the whole input).
 
@@ -23,9 +26,9 @@ Positions of a patch outside its node's feature map stand for the zero padding: 
 zero first (the ReLU rule, bias terms, the concretisation) and the dense scatter crops them, so every
 bias term and concretisation over the window equals the dense one. With `fused`, the elementwise work
 of each step, with its window gathers, runs as one XLA-fused kernel (see `backward_crown`). Where a
-patch would cover the whole feature map, or the walk meets another op (pooling, addition, reshape), the
-patch is scattered into a dense tensor and `backward_crown` continues from there (max pooling too: its
-selection scatters a window onto a larger one); the numbers are the dense pass's up to float rounding.
+patch would cover the whole feature map, or the walk meets another op (average pooling, addition, reshape),
+the patch is scattered into a dense tensor and `backward_crown` continues from there; the numbers are the
+dense pass's up to float rounding.
 """
 
 import dataclasses
@@ -34,7 +37,7 @@ import math
 import tensorflow as tf
 
 from swtf.certify.backward_crown import fusable, propagate
-from swtf.certify.network import ACTIVATIONS
+from swtf.certify.network import ACTIVATIONS, pool_pads
 from swtf.certify.perturbation import outward
 
 
@@ -63,6 +66,16 @@ def _per_channel(node):
     return all(math.prod(t.shape[:-1]) == 1 for t in (node.params["scale"], node.bias) if t.shape.rank)
 
 
+def _window_size(node):
+    """(kh, kw): the kernel of a convolution or the pool of a max pooling node."""
+    return tuple(node.params["kernel"].shape[:2]) if node.op == "conv2d" else tuple(node.params["pool"])
+
+
+def _pads(node):
+    """(top, bottom, left, right) zero padding of a convolution, or a max pooling's padded positions."""
+    return node.params["pads"] if node.op == "conv2d" else pool_pads(node.params, node.input_shapes[0])
+
+
 def _smaller_than_map(node, window):
     return window[0] * window[1] < node.shape[0] * node.shape[1]
 
@@ -79,8 +92,8 @@ def patch_plan(nodes, start):
     chain = []
     while at != 0:
         current = nodes[at]
-        if current.op == "conv2d":
-            (sh, sw), (kh, kw) = current.params["strides"], current.params["kernel"].shape[:2]
+        if current.op in ("conv2d", "max_pool"):
+            (sh, sw), (kh, kw) = current.params["strides"], _window_size(current)
             parent_window = ((window[0] - 1) * sh + kh, (window[1] - 1) * sw + kw)
         elif current.op in ACTIVATIONS or (current.op == "affine" and _per_channel(current)):
             parent_window = window
@@ -156,6 +169,29 @@ def _activation_step(a, relaxation, points, anchors, window, shape):
 
 
 @fusable
+def _max_pool_step(a, relaxation, points, anchors, window, shape, in_shape, parent_anchors, parent_window):
+    """The max pooling rule on patches `a` (masked first), with each row's point's relaxation windows: the
+    patches (R, PH, PW, C) on the pool's input window at `parent_anchors`, and the bias term."""
+    inside = tf.broadcast_to(_inside(anchors, window, shape), tf.shape(a))
+    a = tf.where(inside, a, tf.zeros_like(a))
+    a_pos, a_neg = tf.maximum(a, 0), tf.minimum(a, 0)
+    dominant = _windows(tf.cast(relaxation.dominant, a.dtype), points, anchors, window)
+    term = _sum_window(a_neg * (1 - dominant) * _windows(relaxation.upper_bound, points, anchors, window))
+    # Each output's selected input, (row, col, channel) in the input map, as a position of its row's window.
+    index = _windows(relaxation.index, points, anchors, window)
+    width, channels = in_shape[1], in_shape[2]
+    rows = index // (width * channels) - parent_anchors[:, 0, None, None, None]
+    cols = (index // channels) % width - parent_anchors[:, 1, None, None, None]
+    count = tf.shape(a)[0]
+    size = parent_window[0] * parent_window[1] * channels
+    local = tf.range(count)[:, None, None, None] * size + (rows * parent_window[1] + cols) * channels + index % channels
+    local = tf.where(inside, local, count * size)  # positions outside the map (zero) go to a dropped segment
+    patches = tf.math.unsorted_segment_sum(tf.reshape(a_pos + a_neg * dominant, [-1]), tf.reshape(local, [-1]),
+                                           count * size + 1)[:-1]
+    return tf.reshape(patches, [count, parent_window[0], parent_window[1], channels]), term
+
+
+@fusable
 def _masked_bias_terms(a, anchors, window, shape, bias):
     """Patches `a` masked, and the bias terms <a, bias> and <|a|, |bias|> of an affine node."""
     a = _mask(a, anchors, window, shape)
@@ -199,6 +235,17 @@ def patch_neuron_bounds(nodes, plan, rows, inputs, relaxations, stop=0, fused=Fa
         if at == stop:
             return _concretize_windows[fused](inputs, a, bias, magnitude, points, anchors, window, shape)
         node = nodes[at]
+        if node.op == "max_pool":
+            (sh, sw), (ph, pw) = node.params["strides"], node.params["pool"]
+            top, _, left, _ = _pads(node)
+            parent_anchors = anchors * tf.constant([sh, sw]) - tf.constant([top, left])
+            parent_window = ((window[0] - 1) * sh + ph, (window[1] - 1) * sw + pw)
+            a, term = _max_pool_step[fused](a, relaxations[at], points, anchors, window, shape,
+                                            tuple(node.input_shapes[0]), parent_anchors, parent_window)
+            bias += term
+            magnitude += tf.abs(term)
+            anchors = parent_anchors
+            continue
         if node.op in ACTIVATIONS:
             a, term = _activation_step[fused](a, relaxations[at], points, anchors, window, shape)
             bias += term

@@ -335,17 +335,21 @@ class Verifier:
         node = self.nodes[node_id]
         return NONLINEAR_RULES[node.op].relax(node.params, node.input_shapes[0], *bounds[node.inputs[0]])
 
-    def crown_relaxations(self, inputs):
-        """Relaxations of every nonlinear node from full-CROWN bounds of its input: {node id: relaxation}.
+    def intermediate_bounds(self, inputs, tighten_with_ibp=False):
+        """Full-CROWN bounds of the input of every nonlinear node and the relaxations they give:
+        ({input node id: (lower, upper)}, {nonlinear node id: relaxation}).
 
         A ReLU's input gets CROWN bounds of the neurons CROWN could leave unstable (`skip_stable`, module
-        docstring); the input of sigmoid, tanh and max pooling gets CROWN bounds of every neuron (each
-        neuron's relaxation reads both its bounds). An input that is itself a nonlinear node's output (max
-        pooling after a ReLU) gets that node's interval image of its own input's bounds: sound, and at least
-        as tight as CROWN's backward pass through the node, which ends in the same input bounds."""
-        relaxations, bounds = {}, {}
-        if not hasattr(inputs, "eps"):
+        docstring); the input of sigmoid, tanh and max pooling (and of a ReLU whose output max pooling reads)
+        gets CROWN bounds of every neuron, since its relaxation reads both bounds of each. An input that is
+        itself a nonlinear node's output (max pooling after a ReLU) gets that node's interval image of its own
+        input's bounds: sound, and at least as tight as CROWN's backward pass through the node, which ends in
+        the same input bounds. With `tighten_with_ibp` every bound is intersected with IBP's (tighter than
+        full CROWN, as MILP encodings want)."""
+        relaxations, bounds, boxes = {}, {}, None
+        if not hasattr(inputs, "eps") or tighten_with_ibp:
             boxes = self.interval_bounds(inputs)
+        if not hasattr(inputs, "eps"):
             bounds = {k: boxes[k] for k in self._interval_exact}
         for r in self.nonlinear_ids:
             k = self.nodes[r].inputs[0]
@@ -357,8 +361,14 @@ class Verifier:
                     bounds[k] = self.undecided_node_bounds(k, inputs, bounds, relaxations)
                 else:
                     bounds[k] = self.every_neuron_bounds(k, inputs, relaxations)
+                if tighten_with_ibp:
+                    bounds[k] = (tf.maximum(bounds[k][0], boxes[k][0]), tf.minimum(bounds[k][1], boxes[k][1]))
             relaxations[r] = self.relax(r, bounds)
-        return relaxations
+        return bounds, relaxations
+
+    def crown_relaxations(self, inputs):
+        """The relaxations of every nonlinear node from full-CROWN bounds (`intermediate_bounds`)."""
+        return self.intermediate_bounds(inputs)[1]
 
     def _ibp_overrides(self, inputs):
         if not hasattr(inputs, "eps"):  # a box: plain interval propagation
