@@ -200,8 +200,14 @@ flags.DEFINE_float("study_eps", 0.1, "The study's L-inf radius (pixel units) for
 flags.DEFINE_list("study_eps_grid", ["0", "0.05", "0.1", "0.15", "0.2"],
                   "L-inf radii of the robustness curves.")
 flags.DEFINE_integer("study_points", 200, "Test points attacked and certified (the first N, same for every model).")
-flags.DEFINE_list("study_seeds", ["0", "1", "2"], "Seeds of the PGD random restarts; curves show their spread.")
+flags.DEFINE_list("study_seeds", None, "Training seeds: every model of the study is trained once per seed, and the "
+                  "verdict bootstraps over seeds and test points (default: --seed alone, i.e. one training seed; "
+                  "0,1,2 covers training randomness at three times the cost).")
+flags.DEFINE_list("study_attack_seeds", ["0", "1", "2"], "Seeds of the study's PGD and APGD random restarts; curves "
+                                                         "show their spread.")
 flags.DEFINE_integer("attack_steps", 20, "PGD steps per restart (study and attack mode).")
+flags.DEFINE_integer("study_apgd_steps", 100, "APGD steps per restart of the study's second attack (0: PGD only); "
+                                              "a point counts as robust only if every attack run missed it.")
 flags.DEFINE_list("study_certify_methods", ["crown"], "Bound methods for certified radii (first one is reported).")
 flags.DEFINE_float("study_max_radius", 0.5, "Largest radius the certified-radius bisection tries.")
 flags.DEFINE_float("study_prune_fraction", 0.5, "Share of the best student's filters removed by pruning.")
@@ -256,7 +262,7 @@ def check_values(fv):
             check_radius(eps, flag, norm, zero_ok=True)
     for flag in ("temperatures", "study_temperatures"):
         parse_numbers(getattr(fv, flag), flag)
-    for flag in ("attack_seeds", "study_seeds", "seeds"):
+    for flag in ("attack_seeds", "study_seeds", "study_attack_seeds", "seeds"):
         if getattr(fv, flag):
             parse_numbers(getattr(fv, flag), flag, int)
 

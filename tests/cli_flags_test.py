@@ -99,6 +99,7 @@ def test_cli_reports_a_flagfile_line_in_one_line(tmp_path):
     (["--norm=l2", "--eps=nan"], "--eps must be a finite radius"),
     (["--val_fraction=2"], "--val_fraction must be in (0, 1)"),
     (["--study_seeds=a"], "--study_seeds must be a comma-separated list of numbers"),
+    (["--study_attack_seeds=0,x"], "--study_attack_seeds must be a comma-separated list of numbers"),
     (["--hparams={width"], "--hparams must be a JSON object"),
     (["--dataset=imagenet"], "unknown data set 'imagenet'"),
 ])

@@ -88,6 +88,6 @@ def test_robust_accuracy_plot_draws_solid_empirical_and_dashed_certified_lines(f
     assert by_label["_student, certified"].get_color() == by_label["student"].get_color()
     np.testing.assert_allclose(by_label["_student, certified"].get_ydata(), certified["student"])
     legend = [text.get_text() for text in axes.get_legend().get_texts()]
-    assert legend[0] == "teacher (teacher)" and any(t.startswith("solid: empirical") for t in legend)
+    assert legend[0] == "teacher (teacher)" and "solid: empirical, correct under every attack run" in legend
     assert any(t.startswith("dashed: certified") for t in legend)
     assert axes.get_ylabel() == "robust accuracy (fraction of 10 test points)"

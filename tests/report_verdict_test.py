@@ -152,3 +152,64 @@ def test_confounds_quote_clean_accuracy_on_the_compared_points_and_size():
                "0.950)" in c for c in rows[0]["confounds"])
     assert any("0.05x the teacher's parameters" in c for c in rows[0]["confounds"])
     assert "Caution:" in text
+
+
+def test_hierarchical_bootstrap_matches_a_loop_over_replicates_and_seed_slots():
+    rng = np.random.default_rng(5)
+    diff = rng.normal(0.0, 0.1, (3, 40)) + np.array([[0.0], [0.05], [-0.02]])
+    means = verdict.hierarchical_bootstrap_means(diff, 300, 7, chunk=64)  # several chunks, one partial
+    draws = np.random.default_rng(7)
+    points, seeds = draws.integers(0, 40, size=(300, 3, 40)), draws.integers(0, 3, size=(300, 3))
+    expected = [np.mean([diff[seeds[b, k], points[b, k]].mean() for k in range(3)]) for b in range(300)]
+    np.testing.assert_allclose(means, expected, rtol=1e-12)
+    # The seed draw matters: replacing every seed slot by one seed is not the same statistic.
+    assert not np.allclose(means, [diff[0, points[b, 0]].mean() for b in range(300)])
+
+
+def test_hierarchical_bootstrap_with_one_seed_is_the_paired_bootstrap():
+    rng = np.random.default_rng(6)
+    a, b = rng.random(60), rng.random(60)
+    one_seed = verdict.hierarchical_bootstrap_means((a - b)[None], 500, 3)
+    paired = (a - b)[np.random.default_rng(3).integers(0, 60, size=(500, 60))].mean(axis=1)
+    np.testing.assert_array_equal(one_seed, paired)
+    assert verdict.paired_bootstrap_interval(a[None], b[None], samples=500, seed=3) == \
+        verdict.paired_bootstrap_interval(a, b, samples=500, seed=3)
+    assert verdict.paired_bootstrap_p_value(a[None], b[None], samples=500, seed=3) == \
+        verdict.paired_bootstrap_p_value(a, b, samples=500, seed=3)
+
+
+def test_hierarchical_bootstrap_spread_has_the_known_two_level_variance():
+    """For S seeds with per-seed means m_s and per-seed (population) variances v_s over N points, the bootstrap
+    mean of S seed draws, each the mean of N point draws, has variance (var(m) + mean(v) / N) / S exactly."""
+    rng = np.random.default_rng(8)
+    diff = rng.normal(0.0, 0.2, (4, 50)) + np.array([[0.0], [0.1], [0.3], [-0.1]])  # a large seed effect
+    means = verdict.hierarchical_bootstrap_means(diff, 20000, 9)
+    expected = (np.var(diff.mean(axis=1)) + np.mean(np.var(diff, axis=1)) / 50) / 4
+    assert np.var(means) == pytest.approx(expected, rel=0.05)
+    assert np.mean(means) == pytest.approx(diff.mean(), abs=3 * np.sqrt(expected / 20000))
+    # The paired bootstrap over the pooled points would be far too narrow: it ignores the seed effect.
+    pooled = diff.ravel()[rng.integers(0, 200, size=(20000, 200))].mean(axis=1)
+    assert np.var(pooled) < 0.3 * expected
+
+
+def test_compare_over_seeds_takes_the_mean_of_per_seed_differences():
+    rng = np.random.default_rng(10)
+    teacher, student = rng.random((3, 80)), rng.random((3, 80)) + 0.05
+    summary = _summary(points=80)
+    row = verdict.compare(summary, summary, teacher, student, basis="certified", seed=4)
+    assert row["training_seeds"] == 3
+    assert row["mean_radius_difference"] == pytest.approx(np.mean((student - teacher).mean(axis=1)))
+    means = verdict.hierarchical_bootstrap_means(student - teacher, verdict.BOOTSTRAP_SAMPLES, 4)
+    np.testing.assert_allclose(row["interval"], np.quantile(means, [0.025, 0.975]))
+    assert verdict.compare(summary, summary, teacher[0], student[0], basis="certified")["training_seeds"] == 1
+
+
+def test_the_sentence_makes_one_claim_per_sentence_each_naming_its_basis_first():
+    rng = np.random.default_rng(0)
+    certified, attacked = rng.normal(0.05, 0.01, 200), rng.choice([0.05, 0.1, 0.15, 0.2], 200)
+    _, text, _ = _claim({"certified": certified, "empirical": attacked},
+                        {"certified": certified + 0.02, "empirical": attacked})
+    sentences = [s for s in text.replace("p<0.0005.", "p<0.0005|").replace(". ", "|").split("|") if s]
+    starts = [s.split(":")[0].split(" (")[0].strip() for s in sentences]
+    assert starts == ["Inconclusive", "Certified basis", "Empirical basis", "Sample", "Verifier", "Verifier gap"]
+    assert all(len(s) < 220 for s in sentences), sentences

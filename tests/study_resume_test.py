@@ -13,7 +13,8 @@ from swtf.modes import study as study_mode
 from tests.cli_helpers import REPO, swtf_cli
 
 SMALL_STUDY = ["--epochs=6", "--patience=3", "--study_points=30", "--study_students=snn:width=16;shallow_cnn:filters=4",
-               "--study_temperatures=1,4", "--study_seeds=0", "--study_eps_grid=0,0.1", "--attack_steps=5",
+               "--study_temperatures=1,4", "--study_seeds=0", "--study_attack_seeds=0", "--study_apgd_steps=10",
+               "--study_eps_grid=0,0.1", "--attack_steps=5",
                "--robust_warmup_epochs=1", "--robust_ramp_epochs=3", "--study_prune_steps=1", "--quiet"]
 VOLATILE = ("train_seconds", "seconds", "finished_at", "run_dir", "created", "command")  # provenance: when, how called
 

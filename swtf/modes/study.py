@@ -1,7 +1,8 @@
 """`--mode=study` (the default): one command from teacher to verdict, cached and resumable.
 
 Stages run in order and each is skipped when it already finished with the same settings (see
-`swtf.study.pipeline`); `--force_stage=NAME` recomputes one stage and everything downstream.
+`swtf.study.pipeline`); `--force_stage=NAME` recomputes one stage and everything downstream. `--study_seeds`
+runs every stage once per training seed (`study_stages`).
 """
 
 import dataclasses
@@ -21,9 +22,10 @@ class Options:
     eps: float
     eps_grid: tuple
     num_points: int
-    seeds: tuple
+    attack_seeds: tuple
     attack_steps: int
     attack_restarts: int
+    apgd_steps: int
     certify_methods: tuple
     max_radius: float
     prune_fraction: float
@@ -34,6 +36,9 @@ class Options:
     robust_warmup_epochs: int
     robust_ramp_epochs: int
     force_stage: str
+    training_seeds: tuple = (0,)
+    seed_suffix: str = ""  # set per training seed by `stages.seeded_config`: "" for the first seed, else "-seed<s>"
+    split_seed: int = None  # the run's --seed (data split) where a training seed differs from it
 
 
 STAGES = [
@@ -48,6 +53,23 @@ STAGES = [
 ]
 
 
+def study_stages(training_seeds):
+    """`STAGES` once per training seed: the first seed's stages keep their names (and, with the run's --seed,
+    their keys), a further seed s's are named `<stage>-seed<s>` and read that seed's stages; each runs on the
+    config of its seed (`stages.seeded_config`). `--force_stage=NAME` forces NAME of every seed."""
+    found = []
+    for seed in training_seeds:
+        suffix = stages.seed_suffix(seed, training_seeds)
+        for stage in STAGES:
+            found.append(pipeline.Stage(
+                stage.name + suffix, tuple(name + suffix for name in stage.reads),
+                lambda config, stage=stage, seed=seed: stage.settings(stages.seeded_config(config, seed)),
+                lambda context, stage=stage, seed=seed: stage.run(
+                    dataclasses.replace(context, config=stages.seeded_config(context.config, seed))),
+                group=stage.name))
+    return found
+
+
 def options_from_flags(fv):
     from swtf.certify import METHODS
     from swtf.distill import sweep
@@ -55,9 +77,11 @@ def options_from_flags(fv):
     temperatures = cli_flags.parse_numbers(fv.study_temperatures, "study_temperatures", float)
     eps_grid = cli_flags.parse_numbers(fv.study_eps_grid, "study_eps_grid", float)
     eps_grid = tuple(sorted(set(eps_grid) | {fv.study_eps}))
-    seeds = cli_flags.parse_numbers(fv.study_seeds, "study_seeds", int)
+    attack_seeds = cli_flags.parse_numbers(fv.study_attack_seeds, "study_attack_seeds", int)
+    training_seeds = (cli_flags.parse_numbers(fv.study_seeds, "study_seeds", int) if fv.study_seeds
+                      else (fv.seed,))
     methods = tuple(fv.study_certify_methods)
-    # The study's attack is always swtf's PGD, whatever --attack says (that flag is attack mode's).
+    # The study's attacks are always swtf's PGD and APGD, whatever --attack says (that flag is attack mode's).
     restarts = attack_mode.PGD_RESTARTS if fv.attack_restarts is None else fv.attack_restarts
     cli_flags.check_radius(fv.study_eps, "study_eps")
     cli_flags.check_radius(fv.study_max_radius, "study_max_radius")
@@ -66,7 +90,10 @@ def options_from_flags(fv):
     checks = [
         (temperatures and min(temperatures) > 0, "--study_temperatures must be positive numbers"),
         (fv.study_points >= 1, f"--study_points must be >= 1, got {fv.study_points}"),
-        (seeds and min(seeds) >= 0, "--study_seeds must be non-negative integers"),
+        (min(attack_seeds) >= 0, "--study_attack_seeds must be non-negative integers"),
+        (min(training_seeds) >= 0, "--study_seeds must be non-negative integers"),
+        (len(set(training_seeds)) == len(training_seeds), "--study_seeds must not repeat a seed"),
+        (fv.study_apgd_steps >= 0, f"--study_apgd_steps must be >= 0, got {fv.study_apgd_steps}"),
         (fv.attack_steps >= 1 and restarts >= 1, "--attack_steps and --attack_restarts must be >= 1"),
         (methods and set(methods) <= set(METHODS), f"--study_certify_methods must be among {', '.join(METHODS)}"),
         (0 < fv.study_prune_fraction < 1, "--study_prune_fraction must be in (0, 1)"),
@@ -82,18 +109,22 @@ def options_from_flags(fv):
             raise SwtfError(message)
     sweep.parse_sweep(fv.study_students)  # fails early on a bad student list
     return Options(students=fv.study_students, temperatures=temperatures, alpha=fv.study_alpha, eps=fv.study_eps,
-                   eps_grid=eps_grid, num_points=fv.study_points, seeds=seeds, attack_steps=fv.attack_steps,
-                   attack_restarts=restarts, certify_methods=methods,
+                   eps_grid=eps_grid, num_points=fv.study_points, attack_seeds=attack_seeds,
+                   attack_steps=fv.attack_steps, attack_restarts=restarts, apgd_steps=fv.study_apgd_steps,
+                   certify_methods=methods,
                    max_radius=fv.study_max_radius,
                    prune_fraction=fv.study_prune_fraction, prune_steps=fv.study_prune_steps,
                    robust_method=fv.robust_method, robust_model=fv.robust_model or fv.model,
                    robust_hparams=cli_flags.parse_hparams(fv.robust_hparams or fv.hparams, "robust_hparams"),
                    robust_warmup_epochs=fv.robust_warmup_epochs,
-                   robust_ramp_epochs=fv.robust_ramp_epochs, force_stage=fv.force_stage)
+                   robust_ramp_epochs=fv.robust_ramp_epochs, force_stage=fv.force_stage,
+                   training_seeds=training_seeds)
 
 
 def run(config):
     data = config.load_data()
     print(f"study: {data.summary()} -> {config.run_dir}")
-    pipeline.run_pipeline(STAGES, config, data, force_stage=config.options.force_stage)
+    pipeline.run_pipeline(study_stages(config.options.training_seeds), config, data,
+                          force_stage=config.options.force_stage)
+    stages.write_seeds(config)
     report_mode.run(config)

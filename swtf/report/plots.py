@@ -81,7 +81,7 @@ def robust_accuracy_vs_eps(eps_grid, empirical, certified, teacher, title, point
         line, = axes.plot(eps_grid, empirical[name], marker="o", markersize=3, **style)
         axes.plot(eps_grid, certified[name], linestyle="--", marker="x", markersize=3,
                   **{**style, "color": line.get_color(), "label": f"_{style['label']}, certified"})
-    styles = [Line2D([], [], color="gray", label="solid: empirical, correct under PGD for every seed"),
+    styles = [Line2D([], [], color="gray", label="solid: empirical, correct under every attack run"),
               Line2D([], [], color="gray", linestyle="--", label=f"dashed: certified, {method} radius >= eps")]
     axes.set_ylim(-0.02, 1.02)
     plotting.finish(axes, title, plotting.radius_label("linf"), f"robust accuracy (fraction of {points} test points)",

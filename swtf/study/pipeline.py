@@ -23,12 +23,15 @@ class Stage:
       reads: names of earlier stages whose artifacts this stage reads.
       settings: `settings(config) -> dict`, everything that changes what the stage produces.
       run: `run(context) -> str`, does the work and returns a one-line summary.
+      group: the name `--force_stage` knows it by where several stages do one step (the study's stages of
+        each training seed: `teacher`, `teacher-seed1`, ... are all `teacher`); default: `name`.
     """
 
     name: str
     reads: tuple
     settings: object
     run: object
+    group: str = None
 
 
 @dataclasses.dataclass
@@ -71,11 +74,11 @@ class StageContext:
 
 
 def _downstream(stages, forced):
-    """The forced stage and every stage that reads it, directly or not."""
-    names = {stage.name for stage in stages}
-    if forced not in names:
-        raise SwtfError(f"--force_stage={forced} is not a stage; stages are {', '.join(s.name for s in stages)}")
-    marked = {forced}
+    """The forced stage (every stage of its group) and every stage that reads it, directly or not."""
+    marked = {stage.name for stage in stages if forced in (stage.name, stage.group)}
+    if not marked:
+        groups = dict.fromkeys(stage.group or stage.name for stage in stages)
+        raise SwtfError(f"--force_stage={forced} is not a stage; stages are {', '.join(groups)}")
     for stage in stages:
         if marked & set(stage.reads):
             marked.add(stage.name)
