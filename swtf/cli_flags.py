@@ -18,7 +18,8 @@ from swtf.errors import SwtfError
 
 MODES = ("study", "train", "distill", "prune", "attack", "certify", "search", "report", "export", "verify")
 DATASETS = ("mnist", "fashion_mnist", "cifar10", "svhn")  # swtf.data.TFDS_NAMES
-ARCHITECTURES = ("cifar_cnn", "svhn_cnn", "convex_cnn", "shallow_cnn", "snn", "scnn1", "scnn2")  # swtf.models
+ARCHITECTURES = ("cifar_cnn", "svhn_cnn", "digits_cnn", "convex_cnn", "shallow_cnn", "snn", "scnn1",
+                 "scnn2")  # swtf.models
 LR_SCHEDULES = ("cosine", "constant")  # swtf.train.loop
 ENGINES = ("inprocess", "ray")  # swtf.distribute.flags
 STRATEGIES = ("default", "mirrored", "multi_worker")  # swtf.distribute.flags
@@ -53,7 +54,7 @@ flags.DEFINE_bool("quiet", False, "Silence progress bars; keep the one-line summ
 flags.DEFINE_float("val_fraction", 0.1, "Share of the training set held out for validation.")
 flags.DEFINE_integer("train_limit", None, "Use at most this many training examples (stratified subset).")
 flags.DEFINE_integer("test_limit", None, "Use the first this many test examples.")
-flags.DEFINE_string("model", "convex_cnn", f"Architecture to train: {', '.join(sorted(ARCHITECTURES))}.")
+flags.DEFINE_string("model", "digits_cnn", f"Architecture to train: {', '.join(sorted(ARCHITECTURES))}.")
 flags.DEFINE_string("hparams", "{}", 'Architecture hyper-parameters as a JSON object, e.g. {"width": 64}.')
 flags.DEFINE_integer("epochs", 40, "Maximum training epochs (early stopping may end sooner).")
 flags.DEFINE_integer("batch_size", 64, "Training batch size.")
@@ -191,7 +192,7 @@ flags.DEFINE_float("exact_time_limit", 0.0, "Seconds per point for an exact MILP
 
 # --mode=study (swtf.modes.study)
 
-flags.DEFINE_string("study_students", "snn:width=64;shallow_cnn:filters=8,16",
+flags.DEFINE_string("study_students", "snn:width=64;scnn1:filters=8;shallow_cnn:filters=8",
                     "Students to distil, in the sweep syntax of --sweep (families snn, scnn1, scnn2, shallow_cnn).")
 flags.DEFINE_list("study_temperatures", ["1", "4", "10"],
                   "Temperatures ranged for the soft-target students (chosen on validation).")
@@ -214,9 +215,11 @@ flags.DEFINE_float("study_prune_fraction", 0.5, "Share of the best student's fil
 flags.DEFINE_integer("study_prune_steps", 2, "Prune-and-fine-tune rounds (tfmot polynomial schedule).")
 flags.DEFINE_enum("robust_method", "ibp", ["ibp", "crown-ibp"], "Certified training of the robust teacher and "
                   "the robust students (at --study_eps).")
-flags.DEFINE_string("robust_model", None, "Architecture of the robust teacher (default: --model; it must be "
-                    "certifiable, e.g. convex_cnn, when --model has max pooling).")
-flags.DEFINE_string("robust_hparams", None, "Hyper-parameters of the robust teacher as JSON (default: --hparams).")
+flags.DEFINE_string("robust_model", "convex_cnn", "Architecture of the robust teacher, trained with the certified "
+                    "loss. Default: Wong & Kolter's certifiable convex_cnn (IBP training of a deep pooled teacher "
+                    "such as digits_cnn collapses: test accuracy 0.11 on digits).")
+flags.DEFINE_string("robust_hparams", None, "Hyper-parameters of the robust teacher as JSON (default: --hparams if "
+                    "--robust_model is --model, else {}).")
 flags.DEFINE_integer("robust_warmup_epochs", 2, "Clean epochs before the certified training's eps ramp.")
 flags.DEFINE_integer("robust_ramp_epochs", 10, "Epochs of the certified training's eps and kappa ramp.")
 flags.DEFINE_string("force_stage", None, "Recompute this stage and every stage downstream of it.")

@@ -1,7 +1,7 @@
 """The study's architectures, each a function returning the ordered layers of a `LayerStack`.
 
 Teachers: `cifar_cnn` (the original study's CIFAR-10 teacher, 550,570 parameters on 32x32x3),
-`svhn_cnn`, and `convex_cnn` (the certifiable family of Wong & Kolter: strided convolutions, no max
+`svhn_cnn`, `digits_cnn` (cifar_cnn scaled to 8x8 digits), and `convex_cnn` (the certifiable family of Wong & Kolter: strided convolutions, no max
 pooling). Students: `snn` (one hidden dense layer), `scnn1`, `scnn2` (small conv nets with max pooling),
 and `shallow_cnn` (1-2 strided convolutions and dense layers, no pooling, so it can be certified).
 
@@ -73,6 +73,13 @@ def cifar_cnn(num_classes, blocks=((32, 32), (64, 64), (128, 128)), dense=(128,)
     return _vgg(num_classes, blocks, dense, dropout)
 
 
+def digits_cnn(num_classes, blocks=((8, 8), (16, 16), (32, 32)), dense=(64,), dropout=(0.1, 0.25)):
+    """cifar_cnn scaled to 8x8 inputs (the default digits study's teacher): the same three VGG blocks of two
+    3x3 convolutions and 2x2 max pooling with 8, 16 and 32 filters, and Dense64: seven weight layers, 20,802
+    parameters."""
+    return _vgg(num_classes, blocks, dense, dropout)
+
+
 def svhn_cnn(num_classes, blocks=((32, 32), (64, 64)), dense=(512,), dropout=(0.25, 0.5)):
     """The original study's SVHN teacher: 2 VGG blocks (32, 64) and Dense512."""
     return _vgg(num_classes, blocks, dense, dropout)
@@ -125,6 +132,7 @@ def scnn2(num_classes, filters=(32, 64), dense=()):
 ARCHITECTURES = {
     "cifar_cnn": cifar_cnn,
     "svhn_cnn": svhn_cnn,
+    "digits_cnn": digits_cnn,
     "convex_cnn": convex_cnn,
     "shallow_cnn": shallow_cnn,
     "snn": snn,

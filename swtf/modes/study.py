@@ -70,6 +70,13 @@ def study_stages(training_seeds):
     return found
 
 
+def _robust_hparams(fv):
+    """--robust_hparams, or by default --hparams when the robust teacher has --model's architecture, else {}."""
+    if fv.robust_hparams is not None:
+        return fv.robust_hparams
+    return fv.hparams if fv.robust_model == fv.model else "{}"
+
+
 def options_from_flags(fv):
     from swtf.certify import METHODS
     from swtf.distill import sweep
@@ -114,8 +121,8 @@ def options_from_flags(fv):
                    certify_methods=methods,
                    max_radius=fv.study_max_radius,
                    prune_fraction=fv.study_prune_fraction, prune_steps=fv.study_prune_steps,
-                   robust_method=fv.robust_method, robust_model=fv.robust_model or fv.model,
-                   robust_hparams=cli_flags.parse_hparams(fv.robust_hparams or fv.hparams, "robust_hparams"),
+                   robust_method=fv.robust_method, robust_model=fv.robust_model,
+                   robust_hparams=cli_flags.parse_hparams(_robust_hparams(fv), "robust_hparams"),
                    robust_warmup_epochs=fv.robust_warmup_epochs,
                    robust_ramp_epochs=fv.robust_ramp_epochs, force_stage=fv.force_stage,
                    training_seeds=training_seeds)

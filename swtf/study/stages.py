@@ -26,7 +26,6 @@ from swtf.distill import study as distill_study
 from swtf.distill import sweep, trainer
 from swtf.errors import SwtfError
 
-CERTIFIABLE_FAMILIES = ("snn", "shallow_cnn", "convex_cnn")
 
 
 def artifact_path(config, name, suffix=""):
@@ -235,14 +234,13 @@ def best_student(config, families, missing):
 
 
 def run_robust_students(context):
-    """The study's four-way comparison for the robust teacher, on the validation-best certifiable student
+    """The study's four-way comparison for the robust teacher, on the validation-best student
     architecture: distilled from the robust teacher (at the temperature selected for the standard
     teacher), that student re-trained with the certified loss, and the straight robust student."""
     from swtf.distill import robust
 
     config, data = context.config, context.data
-    best = best_student(config, CERTIFIABLE_FAMILIES,
-                        "the robust comparison needs a certifiable student (snn or shallow_cnn) in --study_students")
+    best = best_student(config, models.ARCHITECTURES, "the robust comparison needs a student in --study_students")
     record = runs.read_record(config.run_dir, best["name"])
     architecture, hparams = record["architecture"], record["hparams"]
     teacher, _ = runs.load_trained(config.run_dir, named(config, "robust_teacher"))
@@ -282,7 +280,8 @@ def run_robust_students(context):
 
 # --- pruning -------------------------------------------------------------------------------------------
 
-PRUNABLE_CERTIFIABLE_FAMILIES = ("shallow_cnn", "convex_cnn")
+# Architectures with convolutions, whose filters structural pruning removes.
+CONV_FAMILIES = tuple(name for name in models.ARCHITECTURES if name != "snn")
 
 
 def prune_settings(config):
@@ -291,12 +290,12 @@ def prune_settings(config):
 
 
 def run_prune(context):
-    """Prunes the validation-best certifiable conv student on a tfmot schedule, fine-tuning by distillation."""
+    """Prunes the validation-best conv student on a tfmot schedule, fine-tuning by distillation."""
     from swtf import prune
 
     config, data = context.config, context.data
-    best = best_student(config, PRUNABLE_CERTIFIABLE_FAMILIES,
-                        "the study prunes a certifiable conv student: add shallow_cnn to --study_students")
+    best = best_student(config, CONV_FAMILIES,
+                        "the study prunes a conv student: add shallow_cnn, scnn1 or scnn2 to --study_students")
     student, _ = runs.load_trained(config.run_dir, best["name"])
     teacher, _ = runs.load_trained(config.run_dir, named(config, "teacher"))
     schedule = prune.polynomial(config.options.prune_fraction, config.options.prune_steps)
