@@ -26,6 +26,8 @@ import pytest
 
 from swtf import certify
 
+from certify_reference_test import keras_layer
+
 REFERENCE = os.path.join(os.path.dirname(__file__), "reference", "auto_lirpa_bounds.npz")
 TIGHTNESS_TOLERANCE = 1e-4
 REQUIRED_SHARE = 0.9
@@ -39,23 +41,10 @@ def _load():
     return {k: arrays[k] for k in arrays.files}, json.loads(str(arrays["nonlinear_cases"]))
 
 
-def _keras_layer(layer):
-    kind = layer[0]
-    if kind == "conv":
-        return keras.layers.Conv2D(layer[1], layer[2], strides=layer[3], padding=layer[4])
-    if kind == "dense":
-        return keras.layers.Dense(layer[1])
-    if kind == "maxpool":
-        return keras.layers.MaxPooling2D(layer[1])
-    if kind in ("sigmoid", "tanh"):
-        return keras.layers.Activation(kind)
-    return {"relu": keras.layers.ReLU, "flatten": keras.layers.Flatten}[kind]()
-
-
 def _keras_model(arrays, case):
     inputs = x = keras.Input(tuple(case["input_shape"]))
     for layer in case["layers"]:
-        x = _keras_layer(layer)(x)
+        x = keras_layer(layer)(x)
     model = keras.Model(inputs, x)
     model.set_weights([arrays[f"{case['key']}/w{i}"] for i in range(case["weights"])])
     return model

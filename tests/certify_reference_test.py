@@ -26,7 +26,8 @@ def _load():
     return arrays, json.loads(str(arrays["cases"]))
 
 
-def _keras_layer(layer):
+def keras_layer(layer):
+    """The Keras layer of one stored layer description (shared with the nonlinear reference test)."""
     kind = layer[0]
     if kind == "conv":
         return keras.layers.Conv2D(layer[1], layer[2], strides=layer[3], padding=layer[4])
@@ -36,6 +37,10 @@ def _keras_layer(layer):
         return keras.layers.BatchNormalization(epsilon=1e-3)
     if kind == "avgpool":
         return keras.layers.AveragePooling2D(layer[1])
+    if kind == "maxpool":
+        return keras.layers.MaxPooling2D(layer[1])
+    if kind in ("sigmoid", "tanh"):
+        return keras.layers.Activation(kind)
     return {"relu": keras.layers.ReLU, "flatten": keras.layers.Flatten}[kind]()
 
 
@@ -46,7 +51,7 @@ def _keras_model(arrays, case):
         if layer[0] == "skip_conv":
             x = keras.layers.Add()([x, keras.layers.Conv2D(x.shape[-1], layer[1], padding="same")(x)])
         else:
-            x = _keras_layer(layer)(x)
+            x = keras_layer(layer)(x)
     model = keras.Model(inputs, x)
     model.set_weights([arrays[f"{case['key']}/w{i}"] for i in range(case["weights"])])
     return model
