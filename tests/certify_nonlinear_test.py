@@ -82,31 +82,41 @@ FUNCTIONS = {
 
 def _reference_lines(op, l, u):
     """CROWN's lines for one interval, computed independently: SciPy root finding for the tangent points,
-    intercepts from where each line touches f (the chord's endpoints, the tangent point)."""
+    then for each slope s the intercept where the line touches f on [l, u] (an endpoint, or the tangent
+    point when it lies inside): ((lower slope, intercept), (upper slope, intercept))."""
     f, df = FUNCTIONS[op]
+    m = (l + u) / 2
     if u - l <= 1e-6 * (1 + max(abs(l), abs(u))):  # CHORD_MIN_WIDTH: the chord's slope would be rounding
-        s = df((l + u) / 2)
-        return (s, f(l) - s * l), (s, f(l) - s * l)
-    k = (f(u) - f(l)) / (u - l)
-    chord = (k, f(l) - k * l)
+        slopes = (df(m), df(m))
+    else:
+        k = (f(u) - f(l)) / (u - l)
+        if u <= 0:
+            slopes = (df(m), k)
+        elif l >= 0:
+            slopes = (k, df(m))
+        else:
+            # The far end rounded outward to auto_LiRPA's 0.01 grid, the tangent point through it, and the
+            # midpoint's tangent where that point lies beyond the midpoint (auto_LiRPA 0.7.1).
+            far_left, far_right = -(math.floor(-l / 0.01) + 1) * 0.01, (math.floor(u / 0.01) + 1) * 0.01
+            d_up = optimize.brentq(lambda d: f(d) + df(d) * (far_left - d) - f(far_left), 0, -far_left,
+                                   xtol=1e-15)
+            d_low = optimize.brentq(lambda d: f(d) + df(d) * (far_right - d) - f(far_right), -far_right, 0,
+                                    xtol=1e-15)
+            slopes = (k if k < df(l) else df(m if d_low >= m else d_low),
+                      k if k < df(u) else df(m if d_up < m else d_up))
 
-    def tangent(d):
-        return df(d), f(d) - df(d) * d
+    def touching(s, side):
+        """min (side -1) or max (+1) over [l, u] of f(x) - s x: at an endpoint or where f'(x) = s."""
+        candidates = [l, u] + [x for x in (optimize.brentq(lambda t: df(t) - s, 0, 50) if 0 < s < df(0) else None,)
+                               if x is not None for x in (x, -x) if l <= x <= u]
+        values = [f(x) - s * x for x in candidates]
+        return min(values) if side < 0 else max(values)
 
-    mid = tangent((l + u) / 2)
-    if u <= 0:
-        return mid, chord
-    if l >= 0:
-        return chord, mid
-    upper = chord if k <= df(u) else tangent(optimize.brentq(lambda d: f(d) + df(d) * (l - d) - f(l), 0, u,
-                                                             xtol=1e-15))
-    lower = chord if k <= df(l) else tangent(optimize.brentq(lambda d: f(d) + df(d) * (u - d) - f(u), l, 0,
-                                                             xtol=1e-15))
-    return lower, upper
+    return (slopes[0], touching(slopes[0], -1)), (slopes[1], touching(slopes[1], +1))
 
 
 INTERVALS = [(-3.0, -1.0), (1.0, 3.0), (-0.5, 0.2), (-0.2, 4.0), (-4.0, 0.3), (-2.0, 2.0), (-30.0, 25.0),
-             (-1e3, 1e3), (0.3, 0.3 + 1e-13), (-5.0, -5.0), (40.0, 41.0), (-1e-6, 1e-6)]
+             (-1e3, 1e3), (0.3, 0.3 + 1e-13), (-5.0, -5.0), (40.0, 41.0), (-1e-3, 3e-3), (-2.74, 0.6)]
 
 
 @pytest.mark.parametrize("op", ["sigmoid", "tanh"])

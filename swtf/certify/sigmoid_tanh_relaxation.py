@@ -6,10 +6,17 @@ upper_intercept. The slopes are CROWN's:
 
   u <= 0 (f convex):   upper = the chord through (l, f(l)) and (u, f(u)); lower = the tangent at (l + u) / 2.
   l >= 0 (f concave):  lower = the chord; upper = the tangent at (l + u) / 2.
-  l < 0 < u:           upper = the chord if its slope k <= f'(u) (then it lies above f), else the tangent at
-                       the d in [0, u] whose tangent passes through (l, f(l)); lower = the chord if
-                       k <= f'(l), else the tangent at the d in [l, 0] through (u, f(u)). d is found by
-                       bisection (the tangent's value at the far end is monotone in d).
+  l < 0 < u:           upper = the chord if its slope k < f'(u) (then it lies above f), else the tangent at
+                       the d >= 0 whose tangent passes through (l', f(l')); lower = the chord if k < f'(l),
+                       else the tangent at the d <= 0 through (u', f(u')). As in auto_LiRPA (0.3 to 0.7.1,
+                       which read d from a table on a 0.01 grid), the far end is first rounded outward to
+                       the grid: l' = -(floor(-l / 0.01) + 1) * 0.01, u' = (floor(u / 0.01) + 1) * 0.01;
+                       and as in auto_LiRPA 0.7.1 ("smoothness enhancement"), where that d lies beyond the
+                       midpoint m = (l + u) / 2 (d >= m for the lower line, d < m for the upper one) the
+                       tangent at m is used instead (still valid: it touches f further inside the convex,
+                       resp. concave, part). d is found by bisection on [0, -l'] (resp. [-u', 0]), where
+                       the tangent's value at the far end is monotone in d. Neither choice is tighter
+                       everywhere; this one makes swtf's CROWN reproduce auto_LiRPA's lines.
 
 The intercepts are not read off those constructions but computed exactly for the chosen slope s, so a
 slope that is slightly off (a rounded chord, an approximate d) costs tightness, never soundness:
@@ -44,7 +51,16 @@ SmoothRelaxation = collections.namedtuple("SmoothRelaxation",
 # Intervals narrower than this (relative to 1 + max(|l|, |u|)) take the midpoint tangent's slope for the chord.
 CHORD_MIN_WIDTH = 1e-6
 
-# Bisection steps for the tangent point d: 60 halvings of [0, u] (or [l, 0]) reach float64 resolution.
+# The grid the far end of a mixed interval is rounded outward to before its tangent point is found.
+TANGENT_GRID = 0.01
+
+
+def _grid_outward(distance):
+    """(floor(distance / TANGENT_GRID) + 1) * TANGENT_GRID for distances >= 0: the next grid point beyond."""
+    return (tf.floor(distance / TANGENT_GRID) + 1) * TANGENT_GRID
+
+
+# Bisection steps for the tangent point d: 60 halvings of [0, -l'] (or [-u', 0]) reach float64 resolution.
 BISECTION_STEPS = 60
 
 
@@ -119,13 +135,16 @@ def smooth_relaxation(op, lower, upper):
     midpoint_slope = shape.derivative((lower + upper) / 2)
     chord = tf.where(wide, (f_upper - f_lower) / tf.where(wide, width, tf.ones_like(width)), midpoint_slope)
     convex, concave = upper <= 0, lower >= 0
-    zero = tf.zeros_like(lower)
-    upper_tangent = shape.derivative(_tangent_point(shape, lower, zero, tf.maximum(upper, zero)))
-    lower_tangent = shape.derivative(_tangent_point(shape, upper, zero, tf.minimum(lower, zero)))
+    zero, midpoint = tf.zeros_like(lower), (lower + upper) / 2
+    far_left, far_right = -_grid_outward(tf.nn.relu(-lower)), _grid_outward(tf.nn.relu(upper))
+    upper_point = _tangent_point(shape, far_left, zero, -far_left)
+    lower_point = _tangent_point(shape, far_right, zero, -far_right)
+    upper_tangent = shape.derivative(tf.where(upper_point < midpoint, midpoint, upper_point))
+    lower_tangent = shape.derivative(tf.where(lower_point >= midpoint, midpoint, lower_point))
     upper_slope = tf.where(convex, chord, tf.where(concave, midpoint_slope,
-                                                   tf.where(chord <= shape.derivative(upper), chord, upper_tangent)))
+                                                   tf.where(chord < shape.derivative(upper), chord, upper_tangent)))
     lower_slope = tf.where(concave, chord, tf.where(convex, midpoint_slope,
-                                                    tf.where(chord <= shape.derivative(lower), chord, lower_tangent)))
+                                                    tf.where(chord < shape.derivative(lower), chord, lower_tangent)))
     lower_intercept, _ = _intercepts(shape, lower_slope, lower, upper)
     _, upper_intercept = _intercepts(shape, upper_slope, lower, upper)
     return SmoothRelaxation(lower_slope, lower_intercept, upper_slope, upper_intercept)
