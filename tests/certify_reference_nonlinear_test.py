@@ -29,6 +29,7 @@ from swtf import certify
 from certify_reference_test import keras_layer
 
 REFERENCE = os.path.join(os.path.dirname(__file__), "reference", "auto_lirpa_bounds.npz")
+REFERENCE_071 = os.path.join(os.path.dirname(__file__), "reference", "auto_lirpa_071_bounds.npz")
 TIGHTNESS_TOLERANCE = 1e-4
 REQUIRED_SHARE = 0.9
 SAMPLES = 2000  # per point and box: half uniform, half vertices
@@ -203,3 +204,73 @@ def test_at_least_as_tight_without_tanh(method):
     looser = [(key, eps, margin) for key, eps, margin in _table(method)
               if key in no_tanh and margin < -TIGHTNESS_TOLERANCE]
     assert not looser, looser
+
+
+# --- auto_LiRPA 0.7.1 (reference/make_auto_lirpa_071_bounds.py) ------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def _load_071():
+    arrays = np.load(REFERENCE_071)
+    return {k: arrays[k] for k in arrays.files}, json.loads(str(arrays["nonlinear_cases"]))
+
+
+@functools.lru_cache(maxsize=None)
+def _results_071():
+    """_results() with auto_LiRPA 0.7.1's bounds as the reference (swtf's bounds and the samples are shared)."""
+    arrays, _ = _load_071()
+    return {(key, eps, method): dict(result,
+                                     ref_lower=arrays[f"{key}/linf/{eps}/{method}/lower"],
+                                     ref_upper=arrays[f"{key}/linf/{eps}/{method}/upper"])
+            for (key, eps, method), result in _results().items()}
+
+
+def test_071_reference_has_the_same_networks():
+    arrays, cases = _load()
+    arrays_071, cases_071 = _load_071()
+    versions = json.loads(str(arrays_071["versions"]))
+    assert versions["auto_LiRPA"] == "0.7.1", versions
+    assert [(c["key"], c["layers"], c["entries"]) for c in cases] == [
+        (c["key"], c["layers"], c["entries"]) for c in cases_071]
+    for case in cases_071:
+        assert not case["failed"], case["failed"]  # auto_LiRPA 0.7.1 ran and was sound on its own samples
+        key = case["key"]
+        for name in ["x", "logits"] + [f"w{i}" for i in range(case["weights"])]:
+            np.testing.assert_array_equal(arrays_071[f"{key}/{name}"], arrays[f"{key}/{name}"], err_msg=f"{key}/{name}")
+
+
+def test_071_soundness_and_ibp():
+    """auto_LiRPA 0.7.1's bounds enclose the sampled outputs (swtf's are checked in test_keras_twin_and_soundness),
+    and its IBP bounds equal swtf's."""
+    worst = (0.0, None)
+    for (key, eps, method), result in sorted(_results_071().items()):
+        low, high = result["sampled"]
+        violation = max(np.max(result["ref_lower"] - low), np.max(high - result["ref_upper"]))
+        worst = max(worst, (violation, (key, eps, method)), key=lambda item: item[0])
+        if method == "ibp":
+            np.testing.assert_allclose(result["lower"], result["ref_lower"], atol=1e-6, rtol=1e-8,
+                                       err_msg=f"{key} {eps} lower")
+            np.testing.assert_allclose(result["upper"], result["ref_upper"], atol=1e-6, rtol=1e-8,
+                                       err_msg=f"{key} {eps} upper")
+    assert worst[0] <= SOUNDNESS_TOLERANCE, f"auto_LiRPA 0.7.1 unsound by {worst[0]:.3g} at {worst[1]}"
+
+
+def _table_071(method):
+    rows = [(key, eps, _margin(r)) for (key, eps, m), r in sorted(_results_071().items()) if m == method]
+    print(f"\n{method} vs auto_LiRPA 0.7.1: case, eps, least margin (swtf - auto_LiRPA, positive = swtf tighter)")
+    counts = {"tighter": 0, "equal": 0, "LOOSER": 0}
+    for key, eps, margin in rows:
+        label = "tighter" if margin > TIGHTNESS_TOLERANCE else "equal" if margin >= -TIGHTNESS_TOLERANCE else "LOOSER"
+        counts[label] += 1
+        print(f"  {key:24s} {eps:<6g} {margin:+.3e}  {label}")
+    print(f"  {method}: {counts}")
+    return rows
+
+
+@pytest.mark.parametrize("method", ["crown", "crown-ibp"])
+def test_crown_at_least_as_tight_as_auto_lirpa_071(method):
+    rows = _table_071(method)
+    looser = [(key, eps, f"{margin:.3g}") for key, eps, margin in rows if margin < -TIGHTNESS_TOLERANCE]
+    share = 1 - len(looser) / len(rows)
+    assert share >= REQUIRED_SHARE, (
+        f"{method} vs auto_LiRPA 0.7.1: at least as tight in {share:.0%} of {len(rows)} cases; looser: {looser}")
