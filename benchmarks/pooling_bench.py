@@ -38,6 +38,7 @@ def parse_args():
     parser.add_argument("--digits_points", type=int, default=200)
     parser.add_argument("--digits_eps", default="0.01,0.02,0.05")
     parser.add_argument("--skip_cifar", action="store_true")
+    parser.add_argument("--skip_digits", action="store_true")
     return parser.parse_args()
 
 
@@ -117,7 +118,8 @@ def main():
     print(f"load at start: {os.getloadavg()[0]:.2f}")
     if not args.skip_cifar:
         cifar_table(args)
-    digits_table(args)
+    if not args.skip_digits:
+        digits_table(args)
     print(f"load at end: {os.getloadavg()[0]:.2f}")
 
 
