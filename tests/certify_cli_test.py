@@ -1,5 +1,6 @@
 """`--mode=certify` as a user runs it: outputs on disk agree with `swtf.certify` called directly, a model
-with max pooling is reported and skipped, bad input is one line and exit code 2."""
+with max pooling is certified, a model with an unsupported activation (elu) is reported and skipped, bad
+input is one line and exit code 2."""
 
 import csv
 import json
@@ -7,6 +8,7 @@ import os
 import re
 import types
 
+import keras
 import numpy as np
 import pytest
 
@@ -24,13 +26,17 @@ POINTS, EPS = 12, 0.02
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    """A run with a 2-epoch snn ('teacher') and an untrained max-pooling scnn1 ('pooled')."""
+    """A run with a 2-epoch snn ('teacher'), an untrained max-pooling scnn1 ('pooled') and an untrained dense
+    network with an elu activation ('elu'), which the certifier refuses."""
     path = str(tmp_path_factory.mktemp("certify_run"))
     result = swtf_cli("--mode=train", "--model=snn", '--hparams={"width": 16}', "--epochs=2", "--quiet",
                       f"--run_dir={path}")
     assert result.returncode == 0, result.stderr
     pooled = models.build("scnn1", (8, 8, 1), 10, seed=0, filters=4)
     runs.save_trained(path, "pooled", pooled, {})
+    elu = models.LayerStack([keras.layers.Flatten(), keras.layers.Dense(8, activation="elu"), keras.layers.Dense(10)],
+                            (8, 8, 1))
+    runs.save_trained(path, "elu", elu, {})
     return path
 
 
@@ -39,15 +45,15 @@ def read_csv(path):
         return list(csv.DictReader(f))
 
 
-def test_certify_mode_matches_the_library_and_skips_max_pooling(run_dir):
+def test_certify_mode_matches_the_library_and_skips_an_unsupported_activation(run_dir):
     result = swtf_cli("--mode=certify", f"--run_dir={run_dir}", f"--num_points={POINTS}", f"--eps={EPS}",
                       "--exact_time_limit=10", "--quiet")
     assert result.returncode == 0, result.stderr
     summary = json.load(open(os.path.join(run_dir, "certify", "summary.json")))
-    assert set(summary["models"]) == {"teacher"}
-    assert summary["not_certifiable"]["pooled"].startswith("not certifiable:")
-    assert "max pooling" in summary["not_certifiable"]["pooled"]
-    assert not os.path.exists(os.path.join(run_dir, "certify", "pooled.csv"))
+    assert set(summary["models"]) == {"teacher", "pooled"}
+    assert summary["not_certifiable"]["elu"].startswith("not certifiable:")
+    assert "'elu'" in summary["not_certifiable"]["elu"]
+    assert not os.path.exists(os.path.join(run_dir, "certify", "elu.csv"))
 
     data = load_dataset("digits", seed=0)
     x, y = data.x_test[:POINTS], data.y_test[:POINTS]

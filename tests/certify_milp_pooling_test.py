@@ -111,7 +111,7 @@ def test_milp_minimum_is_attained_and_below_sampling_and_pgd(geometry):
         encoding, pool_binaries = encoding_of(network, x, eps)
         undecided_somewhere |= pool_binaries > 0
         objective = rng.normal(size=3)
-        solution = encoding.minimize(objective, time_limit=30)
+        solution = encoding.minimize(objective, time_limit=300)  # seconds on an idle core; far more under load
         assert solution.status == "optimal"
         assert solution.bound <= solution.value + 1e-9 and solution.value - solution.bound <= OPTIMALITY
         # (b) attained: the MILP's own point lies in the box and evaluates to the MILP value.
@@ -242,8 +242,10 @@ def test_fuzz_relaxations_below_milp_minimum_below_samples(network, eps, seed):
         certified_lower, certified_upper = bounds(network, x, eps, method=method)
         assert np.all(certified_lower <= lower.value + 1e-9), (method, certified_lower, lower.value)
         assert np.all(certified_upper >= upper.value - 1e-9), (method, certified_upper, upper.value)
+    # The MILP's attained value may sit inside the optimum by the solver's tolerances (its point is clipped
+    # into the box): a sampled vertex can exceed it by ~1e-8, never by more than OPTIMALITY.
     values = forward(network, perturbation_samples(x[0], eps, "linf", (0.0, 1.0), 1000, rng))
-    assert np.all(values >= lower.value[0] - 1e-9) and np.all(values <= upper.value[0] + 1e-9)
+    assert np.all(values >= lower.value[0] - OPTIMALITY) and np.all(values <= upper.value[0] + OPTIMALITY)
 
 
 def smooth_network(op):
