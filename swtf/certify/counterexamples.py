@@ -37,7 +37,15 @@ class _NetworkLogits:
 
 def counterexample_radii(network, x, y, *, norm, clip, max_radius, min_radius, seed=0):
     """(N,) float64 distances from each point of `x` to a confirmed counterexample, inf where PGD found
-    none at any radius max_radius / 2**k >= `min_radius`.
+    none at any radius max_radius / 2**k >= `min_radius` (`nearest_counterexamples`' distances)."""
+    return nearest_counterexamples(network, x, y, norm=norm, clip=clip, max_radius=max_radius,
+                                   min_radius=min_radius, seed=seed)[0]
+
+
+def nearest_counterexamples(network, x, y, *, norm, clip, max_radius, min_radius, seed=0):
+    """(distances (N,), points (N, *input shape)): for each point of `x` the nearest confirmed counterexample
+    PGD found at the radii max_radius / 2**k >= `min_radius` and its float64 distance; inf and NaN where
+    it found none.
 
     `clip`: the input box of the L-inf set, or None (L2 balls are not intersected with a box; the
     attack then stays in the box spanned by `x`, whose points are in the ball all the same).
@@ -50,6 +58,7 @@ def counterexample_radii(network, x, y, *, norm, clip, max_radius, min_radius, s
     x32 = x.astype(np.float32)
     box = clip if clip is not None else (float(x32.min()), float(x32.max()))
     found = np.full(len(x), np.inf)
+    points = np.full(x.shape, np.nan)
     active = np.arange(len(x))
     radius = float(max_radius)
     while len(active) and radius >= min_radius:
@@ -61,7 +70,9 @@ def counterexample_radii(network, x, y, *, norm, clip, max_radius, min_radius, s
         refuted = (logits.max(axis=1) >= label_logit) & np.all((x_adv >= box[0]) & (x_adv <= box[1]),
                                                               axis=tuple(range(1, x.ndim)))
         distance = attack.lp_balls.distances(x_adv - x[active], norm)
-        found[active[refuted]] = np.minimum(found[active[refuted]], distance[refuted])
+        nearer = refuted & (distance < found[active])
+        found[active[nearer]] = distance[nearer]
+        points[active[nearer]] = x_adv[nearer]
         active = active[refuted]
         radius /= 2
-    return found
+    return found, points

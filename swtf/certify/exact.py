@@ -179,7 +179,7 @@ def _float32_logits(model, network, x):
     return network_function(network, tf.float32)(x).numpy().astype(np.float64)
 
 
-def _confirmed(model, network, point, label):
+def misclassified_by_both(model, network, point, label):
     """Whether both the float64 reference and the float32 model misclassify `point` (strictly)."""
     def wrong(logits):
         return np.delete(logits, label).max() > logits[label]
@@ -196,7 +196,7 @@ def _verify_point(model, network, build, x0, label, box, crown, time_limit, tol)
     target = int(np.argmin(margins))
     upper = margins[target]
     lower_by_class = np.where(np.arange(len(logits)) == label, np.inf, crown)
-    counterexample = x0 if upper < 0 and _confirmed(model, network, x0, label) else None
+    counterexample = x0 if upper < 0 and misclassified_by_both(model, network, x0, label) else None
     reason, problem = "", None
     for j in np.argsort(crown):
         if counterexample is not None:
@@ -216,7 +216,7 @@ def _verify_point(model, network, build, x0, label, box, crown, time_limit, tol)
         value = float(forward(network, point[None])[0] @ row)
         if value < upper:
             upper, target = value, int(j)
-        if value < 0 and _confirmed(model, network, point, label):
+        if value < 0 and misclassified_by_both(model, network, point, label):
             counterexample = point
     lower = float(np.min(lower_by_class))
     if counterexample is not None:
