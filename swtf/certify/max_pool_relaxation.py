@@ -12,8 +12,8 @@ Why this one: it is sound for overlapping windows, stride 1, 'same' padding and 
 never assumes a window partition), exact whenever one input dominates its window (common after training,
 and the case that matters most for tightness), and costs one gather/scatter per backward step. auto_LiRPA
 bounds max pooling only when the stride equals the pool size; its upper line there is also constant unless
-an input dominates. A tighter non-constant upper line exists (e.g. y <= x_j + max_{i != j} u_i - l_j is not
-valid in general; the convex hull needs one constraint per window subset), so the constant is kept.
+an input dominates. Tighter upper bounds of a max are not single lines over one input (the convex hull of
+the max over a box has one facet per subset of the window), so the constant is kept.
 
 Backward (a lower bound of <A, y>): A+ takes the lower line and A- the upper line, so the coefficient
 A+ + A- * dominant goes to x_j, and the constant contributes <A- * (1 - dominant), max_i u_i>.
