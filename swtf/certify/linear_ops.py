@@ -20,6 +20,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from swtf.certify.network import tf_pool_args
 from swtf.certify.nonlinear_ops import NONLINEAR_RULES
 from swtf.errors import SwtfError
 
@@ -70,18 +71,14 @@ def _affine_transpose(p, a, shapes):
     return [a * p["scale"]]
 
 
-def _pool_args(p):
-    return dict(ksize=[1, *p["pool"], 1], strides=[1, *p["strides"], 1], padding=p["padding"].upper())
-
-
 def _avg_pool_linear(p, x):
-    return tf.nn.avg_pool2d(x, **_pool_args(p))
+    return tf.nn.avg_pool2d(x, **tf_pool_args(p))
 
 
 def _avg_pool_transpose(p, a, shapes):
     """TF's own gradient of average pooling, which divides by the same in-bounds counts as the forward."""
     return [tf.raw_ops.AvgPoolGrad(orig_input_shape=tf.concat([[_batch(a)], shapes[0]], 0), grad=a,
-                                   **_pool_args(p))]
+                                   **tf_pool_args(p))]
 
 
 def _add_linear(p, x, y):

@@ -37,7 +37,7 @@ the window's input with the largest lower bound, `dominant` whether it provably 
 `upper_bound` the window's largest upper bound."""
 
 
-def _window_table(params, in_shape):
+def window_table(params, in_shape):
     """(OH, OW, C, ph * pw) int32 flat input indices of every window position; padding reads index H*W*C."""
     h, w, c = in_shape
     (ph, pw), (sh, sw) = params["pool"], params["strides"]
@@ -63,7 +63,7 @@ def _windows(values, table, fill):
 
 def max_pool_relaxation(params, in_shape, lower, upper):
     """The `MaxPoolRelaxation` of a max_pool node with `params` for input bounds `lower`, `upper`."""
-    table = tf.constant(_window_table(params, tuple(in_shape)))
+    table = tf.constant(window_table(params, tuple(in_shape)))
     lower_windows = _windows(lower, table, -np.inf)
     upper_windows = _windows(upper, table, -np.inf)
     best = tf.argmax(lower_windows, axis=-1, output_type=tf.int32)

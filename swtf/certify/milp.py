@@ -44,7 +44,7 @@ import weakref
 import numpy as np
 from scipy import optimize, sparse
 
-from swtf.certify.max_pool_relaxation import _window_table
+from swtf.certify.max_pool_relaxation import window_table
 from swtf.certify.network import ACTIVATIONS, LINEAR_OPS, Network, Node, forward
 from swtf.errors import SwtfError
 
@@ -216,7 +216,7 @@ class Encoding:
         """The expression of max pooling z: y = x_j where x_j dominates its window, else a y variable, one
         binary per candidate and the big-M rows of the module docstring."""
         size = len(lower)
-        table = _window_table(node.params, self.network.nodes[node.inputs[0]].shape)
+        table = window_table(node.params, self.network.nodes[node.inputs[0]].shape)
         table = table.reshape(-1, table.shape[-1]).astype(np.int64)  # (outputs, window); padding reads `size`
         num_out = len(table)
         lo, hi = np.append(lower, -np.inf)[table], np.append(upper, -np.inf)[table]

@@ -121,6 +121,11 @@ def same_pads(size, kernel, stride):
     return total // 2, total - total // 2
 
 
+def tf_pool_args(params):
+    """The keyword arguments of TF's pooling ops (ksize, strides, padding) for a pooling node's params."""
+    return dict(ksize=[1, *params["pool"], 1], strides=[1, *params["strides"], 1], padding=params["padding"].upper())
+
+
 def conv_output_size(size, kernel, stride, pad_before, pad_after):
     return (size + pad_before + pad_after - kernel) // stride + 1
 

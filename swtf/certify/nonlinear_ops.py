@@ -29,6 +29,7 @@ import collections
 import tensorflow as tf
 
 from swtf.certify.max_pool_relaxation import max_pool_backward, max_pool_output_box, max_pool_relaxation
+from swtf.certify.network import tf_pool_args
 from swtf.certify.perturbation import rounding_margin
 from swtf.certify.relu_relaxation import relu_relaxation
 from swtf.certify.sigmoid_tanh_relaxation import FUNCTIONS, smooth_relaxation
@@ -84,10 +85,6 @@ def _smooth_rule(op):
         output_box=_smooth_output_box)
 
 
-def _pool_args(params):
-    return dict(ksize=[1, *params["pool"], 1], strides=[1, *params["strides"], 1], padding=params["padding"].upper())
-
-
 NONLINEAR_RULES = {
     "relu": NonlinearRule(
         apply=lambda params, x: tf.nn.relu(x),
@@ -98,9 +95,9 @@ NONLINEAR_RULES = {
     "sigmoid": _smooth_rule("sigmoid"),
     "tanh": _smooth_rule("tanh"),
     "max_pool": NonlinearRule(
-        apply=lambda params, x: tf.nn.max_pool2d(x, **_pool_args(params)),
-        interval=lambda params, lower, upper: (tf.nn.max_pool2d(lower, **_pool_args(params)),
-                                               tf.nn.max_pool2d(upper, **_pool_args(params))),
+        apply=lambda params, x: tf.nn.max_pool2d(x, **tf_pool_args(params)),
+        interval=lambda params, lower, upper: (tf.nn.max_pool2d(lower, **tf_pool_args(params)),
+                                               tf.nn.max_pool2d(upper, **tf_pool_args(params))),
         relax=max_pool_relaxation,
         backward=lambda relaxation, a, alpha, n, s, in_shape: max_pool_backward(relaxation, a, n, s, in_shape),
         output_box=max_pool_output_box),
