@@ -65,7 +65,7 @@ def _concretize_rows(inputs, a, points):
 
 
 
-def backward_lower_bound(nodes, start, spec, inputs, relaxations, alphas=None):
+def backward_lower_bound(nodes, start, spec, inputs, relaxations, alphas=None, node_terms=None):
     """Lower bounds of <spec[n, s], z_start(x)> for every point n and spec row s, over `inputs`.
 
     Args:
@@ -76,12 +76,18 @@ def backward_lower_bound(nodes, start, spec, inputs, relaxations, alphas=None):
       relaxations: {relu node id: `Relaxation` with (N, *shape) tensors} for every ReLU before `start`.
       alphas: optional {relu node id: (N, S, *shape)} lower slopes in [0, 1] for unstable neurons
         (alpha-CROWN); by default the relaxations' own (adaptive) lower slopes.
+      node_terms: optional {node id k < start: (N, S, *shape of k)} coefficients T_k added to node k's
+        pending coefficients: the pass then bounds <spec, z_start> + sum_k <T_k, z_k> from below, which is
+        a lower bound of <spec, z_start> itself on the part of the input set where every <T_k, z_k> <= 0
+        (beta-CROWN's Lagrangian terms of split constraints, `beta_crown`).
 
     Returns:
       (N, S) lower bounds, rounded outward.
     """
     n, s = tf.shape(spec)[0], tf.shape(spec)[1]
     pending = {start: tf.reshape(spec, tf.concat([[n * s], nodes[start].shape], 0))}
+    for k, term in (node_terms or {}).items():
+        pending[k] = tf.reshape(term, tf.concat([[n * s], nodes[k].shape], 0))
     zero = tf.zeros([n * s], spec.dtype)
     return propagate(nodes, start, pending, zero, zero, n, s, inputs, relaxations, alphas)
 

@@ -265,6 +265,28 @@ class Encoding:
         return solution._replace(value=solution.value + constant, bound=solution.bound + constant,
                                    point=None if x is None else x[:self.input_size].reshape(self.network.input_shape))
 
+    def minimize_violation(self, rows, thresholds, time_limit, mip_rel_gap=MIP_REL_GAP):
+        """min over the box of max_i (<rows[i], output(x)> - thresholds[i]), a `Solution` as `minimize`'s.
+
+        With a free variable t: minimise t subject to <rows[i], output> - thresholds[i] <= t for every i.
+        The optimum is <= 0 exactly where some input meets every row <rows[i], output> <= thresholds[i].
+        """
+        rows = np.asarray(rows, np.float64).reshape(len(thresholds), -1)
+        if time_limit <= 0:
+            return Solution("time_limit", np.inf, -np.inf, None, "no time left")
+        num_vars = self.output.matrix.shape[1]
+        violation = sparse.hstack([sparse.csr_array(rows) @ self.output.matrix, -np.ones((len(rows), 1))]).tocsr()
+        limits = np.asarray(thresholds, np.float64) - rows @ self.output.offset
+        base = self.constraints
+        constraints = [optimize.LinearConstraint(sparse.hstack([base.A, sparse.csr_array((base.A.shape[0], 1))]),
+                                                 base.lb, base.ub),
+                       optimize.LinearConstraint(violation, -np.inf, limits)]
+        objective = np.zeros(num_vars + 1)
+        objective[-1] = 1.0
+        solution, x = self.solve(objective, np.append(self.integrality, 0), np.append(self.var_lower, -np.inf),
+                                 np.append(self.var_upper, np.inf), constraints, time_limit, mip_rel_gap)
+        return solution._replace(point=None if x is None else x[:self.input_size].reshape(self.network.input_shape))
+
     def solve(self, objective, integrality, var_lower, var_upper, constraints, time_limit, mip_rel_gap):
         """SciPy's milp (HiGHS) on this encoding's variables (or an extension of them): a `Solution` with
         `point` None, and the solution vector (None if none was found)."""

@@ -11,11 +11,8 @@ the disjunct (exact up to solver tolerances, as for `swtf.certify.verify_exact`)
 
 import time
 
-import numpy as np
-from scipy import optimize, sparse
-
 from swtf.certify.exact import MARGIN_TOL, box_preactivation_bounds
-from swtf.certify.milp import MIP_REL_GAP, Encoding, Solution, affine_maps
+from swtf.certify.milp import MIP_REL_GAP, Encoding, affine_maps
 from swtf.vnnlib.incomplete import network_box
 
 MILP_TOL = MARGIN_TOL
@@ -47,20 +44,6 @@ def decide(net, encoding, disjunct, time_limit):
 
 def minimize_violation(net, encoding, disjunct, time_limit, gap=MIP_REL_GAP):
     """`Solution` of min t (see the module docstring) to relative gap `gap`; `point` in ONNX input order."""
-    if time_limit <= 0:
-        return Solution("time_limit", np.inf, -np.inf, None, "no time left")
     rows = net.output_rows(disjunct.matrix).reshape(len(disjunct.offset), -1)
-    output = encoding.output
-    num_vars = output.matrix.shape[1]
-    violation = sparse.hstack([sparse.csr_array(rows) @ output.matrix, -np.ones((len(rows), 1))]).tocsr()
-    limits = disjunct.offset - rows @ output.offset
-    base = encoding.constraints
-    constraints = [optimize.LinearConstraint(sparse.hstack([base.A, sparse.csr_array((base.A.shape[0], 1))]),
-                                             base.lb, base.ub),
-                   optimize.LinearConstraint(violation, -np.inf, limits)]
-    objective = np.zeros(num_vars + 1)
-    objective[-1] = 1.0
-    solution, x = encoding.solve(objective, np.append(encoding.integrality, 0),
-                                 np.append(encoding.var_lower, -np.inf), np.append(encoding.var_upper, np.inf),
-                                 constraints, time_limit, gap)
-    return solution._replace(point=None if x is None else net.from_network(x[None, :encoding.input_size])[0])
+    solution = encoding.minimize_violation(rows, disjunct.offset, time_limit, gap)
+    return solution._replace(point=None if solution.point is None else net.from_network(solution.point[None])[0])
