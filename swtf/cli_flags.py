@@ -37,7 +37,7 @@ ATTACKS = ("fgsm", "bim", "pgd", "mim", "apgd")  # swtf.attack.ATTACKS
 NORMS = ("linf", "l2")  # swtf.attack.lp_balls, swtf.certify.api
 ATTACK_BACKENDS = ("swtf", "cleverhans")  # swtf.attack.curves
 ATTACK_BANDS = ("minmax", "std")  # swtf.attack.plots
-CERTIFY_METHODS = ("ibp", "crown", "crown-ibp", "alpha-crown")  # swtf.certify.METHODS
+CERTIFY_METHODS = ("ibp", "crown", "crown-ibp", "alpha-crown", "alpha-crown-fixed")  # swtf.certify.METHODS
 PGD_RESTARTS = 2  # swtf.modes.attack: a start at x and one random start per seed
 ATTACK_BATCH_SIZE = 256  # swtf.modes.attack.DEFAULT_BATCH_SIZE
 
@@ -184,7 +184,10 @@ flags.DEFINE_list("certify_models", None, "Names of the run's models to certify 
 flags.DEFINE_string("model_path", None, "Certify this .keras file or SavedModel folder instead of the run's models.")
 flags.DEFINE_float("eps", 0.02, "Radius at which certified accuracy is reported (pixel units, [0, 1]).")
 flags.DEFINE_enum("norm", "linf", NORMS, "Perturbation norm: linf (ball intersected with [0, 1]) or l2.")
-flags.DEFINE_enum("method", "crown", CERTIFY_METHODS, "Bound method for radii and certification.")
+flags.DEFINE_enum("method", "crown", CERTIFY_METHODS + ("bab",),
+                  "Bound method for radii and certification; bab: complete verification (branch and bound with "
+                  "beta-CROWN after alpha-CROWN, L-inf only) within --timeout_per_point per point and step.")
+flags.DEFINE_float("timeout_per_point", 10.0, "--method=bab: seconds of branch and bound per point and radius tried.")
 flags.DEFINE_integer("num_points", 100, "Certify the first this many test points.")
 flags.DEFINE_float("max_radius", None, "Largest radius searched (default: 1 for linf, sqrt(input size) for l2).")
 flags.DEFINE_float("exact_time_limit", 0.0, "Seconds per point for an exact MILP check at --eps (0: off; linf only).")

@@ -30,7 +30,8 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from swtf.certify import beta_crown, branching
+from swtf.certify import beta_crown, branching, full_alpha_crown
+from swtf.certify.exact import misclassified_by_both
 from swtf.certify.milp import Encoding, affine_maps, check_encodable
 from swtf.certify.network import forward
 from swtf.errors import SwtfError
@@ -47,6 +48,20 @@ BabResult.__doc__ = """status: 'verified', 'falsified' or 'unknown'; counterexam
 input shape) or None, and `disjunct` the one it meets (-1 if none); lower: the smallest, over open domains, of
 the largest row bound minus threshold (> 0 once verified: +inf); domains: subdomains bounded; seconds; reason
 (empty unless 'unknown')."""
+
+
+def root_bounds(verifier, box, rows):
+    """{nonlinear input id: (lower, upper)}, (1, *shape) NumPy: full alpha-CROWN's intermediate bounds for
+    the problem's rows (CROWN's if alpha-CROWN's slopes would not fit in memory), intersected with IBP's."""
+    root = beta_crown.box_of(box[0][None], box[1][None], verifier.dtype)
+    spec = tf.constant(rows.reshape((1, -1) + rows.shape[2:]), verifier.dtype)
+    try:
+        bounds = full_alpha_crown.optimized_bounds(verifier, root, spec)[1]
+    except SwtfError:
+        bounds = verifier.intermediate_bounds(root)[0]
+    boxes = verifier.interval_bounds(root)
+    return {k: (np.maximum(lo.numpy(), boxes[k][0].numpy()), np.minimum(hi.numpy(), boxes[k][1].numpy()))
+            for k, (lo, hi) in bounds.items()}
 
 
 def batch_size(verifier, num_specs):
@@ -99,9 +114,7 @@ class BranchAndBound:
         self.confirm = confirm
         self.steps, self.max_domains = steps, max_domains
         self.batch = batch or batch_size(verifier, self.thresholds.shape[1])
-        root = beta_crown.box_of(self.box[0][None], self.box[1][None], self.dtype)
-        bounds, _ = verifier.intermediate_bounds(root, tighten_with_ibp=True)
-        self.root_bounds = {k: (lo.numpy(), hi.numpy()) for k, (lo, hi) in bounds.items()}
+        self.root_bounds = root_bounds(verifier, self.box, self.rows)
         self.relus = beta_crown.relu_inputs(verifier)
         self.brancher = branching.Brancher({r: self.root_bounds[k] for r, k in self.relus.items()})
         self.bounded = 0
@@ -210,3 +223,37 @@ class BranchAndBound:
             parents = picked.take(twice)
             owner, alphas, betas = parents.owner, parents.alphas, parents.betas
             signs = self.brancher.split(parents.signs, choice[0][twice], choice[1][twice])
+
+
+def robustness_problem(label, num_classes, margins=None):
+    """(rows (P, 1, K), thresholds (P, 1)): one disjunct f_y - f_j <= 0 per class j != y, leaving out the
+    classes whose margin lower bound in `margins` (K,) is already positive."""
+    classes = [j for j in range(num_classes) if j != label and (margins is None or not margins[j] > 0)]
+    rows = np.zeros((len(classes), 1, num_classes))
+    rows[np.arange(len(classes)), 0, label] = 1.0
+    rows[np.arange(len(classes)), 0, classes] = -1.0
+    return rows, np.zeros((len(classes), 1))
+
+
+def verify_points(model, verifier, x, y, boxes, time_limit, margins=None, progress=None):
+    """A `BabResult` per point: is every input of its box classified as its label (f_y > f_j for all j)?
+
+    Args:
+      model: the model as given (a Keras model is re-run in float32 on a candidate counterexample).
+      verifier: its network's float64 `Verifier`.
+      x, y: (N, *input shape) points and (N,) labels; boxes: (lower, upper), each (N, *input shape).
+      time_limit: seconds per point.
+      margins: optional (N, K) margin lower bounds already computed (e.g. alpha-CROWN's): classes they
+        prove need no branching, and a point they prove entirely is 'verified' without BaB.
+    """
+    network = verifier.network
+    results = []
+    for n in range(len(x)):
+        rows, thresholds = robustness_problem(int(y[n]), network.output_size, None if margins is None else margins[n])
+        if not len(rows):
+            results.append(BabResult("verified", None, -1, np.inf, 0, 0.0, ""))
+            continue
+        bab = BranchAndBound(verifier, (boxes[0][n], boxes[1][n]), rows, thresholds,
+                             lambda point, p, label=int(y[n]): misclassified_by_both(model, network, point, label))
+        results.append(bab.run(time_limit, progress))
+    return results

@@ -19,7 +19,7 @@ from swtf.certify import api
 from swtf.certify.counterexamples import nearest_counterexamples
 from swtf.certify.exact import misclassified_by_both
 from swtf.certify.network import forward
-from swtf.certify.radius import certified_radius
+from swtf.certify.radius import DEFAULT_TIMEOUT, certified_radius
 
 Bracket = collections.namedtuple("Bracket", "certified attack points")
 Bracket.__doc__ = """(N,) certified radii, (N,) attack radii (inf where no adversarial example was found), and
@@ -28,17 +28,18 @@ misclassified)."""
 
 
 def radius_bracket(model, x, y, *, norm="linf", method="crown", clip=(0.0, 1.0), max_radius=1.0, tol=1e-4,
-                   dtype="float64", seed=0):
+                   dtype="float64", seed=0, timeout_per_point=DEFAULT_TIMEOUT):
     """Certified radius and attack radius of each point (module docstring): certified <= true <= attack.
 
-    Arguments as for `certified_radius`; `seed` seeds the attack. Returns a `Bracket`.
+    Arguments as for `certified_radius` (method 'bab': complete verification within `timeout_per_point`
+    seconds per point and bisection step); `seed` seeds the attack. Returns a `Bracket`.
     """
     network = api.as_network(model)
     x = api.check_points(network, x)
     y = api.check_labels(y, len(x), network.output_size)
     certified = certified_radius(model, x, y, norm=norm, method=method, clip=clip, max_radius=max_radius,
-                                 tol=tol, dtype=dtype)
-    clip = api.check_options(x, norm, method, clip)
+                                 tol=tol, dtype=dtype, timeout_per_point=timeout_per_point)
+    clip = api.check_options(x, norm, "crown", clip)
     attack = np.full(len(x), np.inf)
     points = np.full(x.shape, np.nan)
     wrong = np.argmax(forward(network, x), axis=1) != y

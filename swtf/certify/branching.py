@@ -29,10 +29,12 @@ class Brancher:
             intercept.append(np.where(open_, -lower * upper / np.where(open_, upper - lower, 1.0), 0.0))
         self.unstable = np.concatenate(unstable)
         self.intercept = np.concatenate(intercept)
-        self.offsets = np.cumsum([0] + [u.size for u in unstable])
+        self.unstable_sizes = [u.size for u in unstable]
+        self.offsets = np.cumsum([0] + self.unstable_sizes)
 
     def _flat(self, values):
-        return np.concatenate([np.reshape(values[r], (len(values[r]), -1)) for r in self.ids], axis=1)
+        return np.concatenate([np.reshape(values[r], (len(values[r]), self.unstable_sizes[p]))
+                               for p, r in enumerate(self.ids)], axis=1)
 
     def choose(self, signs, scores):
         """(relu position in `ids` or -1 for a leaf, flat neuron index), each (D,), for D domains'
@@ -52,6 +54,6 @@ class Brancher:
         side = np.where(np.arange(len(positions)) % 2 == 0, 1, -1).astype(np.int8)
         for p, r in enumerate(self.ids):
             rows = np.flatnonzero(positions == p)
-            flat = signs[r].reshape(len(signs[r]), -1)
+            flat = signs[r].reshape((len(signs[r]), self.unstable_sizes[p]))
             flat[rows, indices[rows]] = side[rows]
         return signs

@@ -79,7 +79,7 @@ def box_preactivation_bounds(network, inputs):
     return {k: (lower.numpy(), upper.numpy()) for k, (lower, upper) in bounds.items()}
 
 
-def _input_box(x, eps, clip):
+def input_box(x, eps, clip):
     radius = eps.reshape((-1,) + (1,) * (x.ndim - 1))
     lower, upper = x - radius, x + radius
     if clip is not None:
@@ -98,7 +98,7 @@ def _prepare(model, x, eps, clip, norm="linf"):
     x = api.check_points(network, x)
     eps = api.check_radii(eps, len(x))
     clip = api.check_options(x, norm, "crown", clip)
-    box = _input_box(x, eps, clip)
+    box = input_box(x, eps, clip)
     pre = preactivation_bounds(network, x, eps, clip) if len(x) else {}
 
     def encoding(n):

@@ -25,6 +25,7 @@ def maximize(step, groups, steps, lr_decay):
     """
     params = {name: dict(values) for name, (values, _, _, _) in groups.items()}
     best, grads = step(params)
+    best = tf.where(tf.math.is_nan(best), tf.constant(-float("inf"), best.dtype), best)
     moments = {name: {key: (tf.zeros_like(v), tf.zeros_like(v)) for key, v in values.items()}
                for name, values in params.items()}
     for t in range(1, steps + 1):

@@ -12,8 +12,9 @@ whole ball of that radius, hence every smaller radius too.
 
 import numpy as np
 
-from swtf.certify import api
+from swtf.certify import api, bab
 from swtf.certify.counterexamples import counterexample_radii
+from swtf.certify.exact import input_box
 from swtf.certify.network import forward
 from swtf.errors import SwtfError
 
@@ -23,16 +24,47 @@ from swtf.errors import SwtfError
 # it (compiling the attack per model), while a 4-conv digits teacher (~4,000 ReLUs) and a CIFAR-size
 # convex_cnn (~6,000) run 10-30% faster with it.
 COUNTEREXAMPLE_MIN_NEURONS = 2048
+DEFAULT_TIMEOUT = 10.0  # seconds of branch and bound per point and bisection step (method 'bab')
+
+
+def check_bab_options(norm, dtype, timeout_per_point):
+    """SwtfError (one line) for options branch and bound does not support."""
+    if norm != "linf":
+        raise SwtfError(f"method 'bab' supports norm='linf' only, got {norm!r}: its leaves are linear programs "
+                        "over a box; use alpha-crown for L2")
+    if dtype != "float64":
+        raise SwtfError(f"method 'bab' gives proofs in float64 only, got dtype={dtype!r}")
+    if not (np.isfinite(timeout_per_point) and timeout_per_point > 0):
+        raise SwtfError(f"timeout_per_point must be a positive number of seconds, got {timeout_per_point}")
+
+
+def verified_at(model, verifier, x, y, radii, *, norm, method, clip, timeout_per_point=DEFAULT_TIMEOUT):
+    """((N,) whether each point is certified at its radius, (N,) the L-inf distance of a counterexample
+    branch and bound found, inf where none), for validated arguments; `method` as for `certified_radius`."""
+    complete = method == "bab"
+    margins = api.margin_lower_bounds(verifier, x, y, radii, norm, "alpha-crown" if complete else method, clip)
+    found = np.full(len(x), np.inf)
+    if not complete:
+        return (margins > 0).all(axis=1), found
+    verdicts = bab.verify_points(model, verifier, x, y, input_box(x, radii, clip), timeout_per_point, margins)
+    for n, verdict in enumerate(verdicts):
+        if verdict.status == "falsified":
+            found[n] = float(np.max(np.abs(verdict.counterexample - x[n])))
+    return np.array([verdict.status == "verified" for verdict in verdicts]), found
 
 
 def certified_radius(model, x, y, *, norm="linf", method="crown", clip=(0.0, 1.0), max_radius=1.0,
-                     tol=1e-4, dtype="float64", counterexamples=None):
+                     tol=1e-4, dtype="float64", counterexamples=None, timeout_per_point=DEFAULT_TIMEOUT):
     """Largest certified radius per point, within `tol`, up to `max_radius`.
 
     Args:
       model: a Keras model, a SavedModel path, or a `Network`.
       x: (N, *input_shape) points; y: (N,) integer labels.
-      norm, method, clip, dtype: as for `swtf.certify.bounds`.
+      norm, clip, dtype: as for `swtf.certify.bounds`.
+      method: a bound method of `swtf.certify.bounds`, or 'bab': complete verification (`bab`, L-inf only,
+        float64): each bisection step first bounds the margins by alpha-CROWN, then runs branch and bound
+        on the classes left open, within `timeout_per_point` seconds per point; a step that ends 'unknown'
+        counts as not verified, and a counterexample BaB finds refutes every radius from its distance on.
       max_radius: the largest radius tried (1.0 spans the whole [0, 1] box for 'linf'; use a larger
         value for 'l2' on big inputs).
       tol: bisection stops when the certified and the refuted radius are this close.
@@ -50,7 +82,10 @@ def certified_radius(model, x, y, *, norm="linf", method="crown", clip=(0.0, 1.0
     network = api.as_network(model)
     x = api.check_points(network, x)
     y = api.check_labels(y, len(x), network.output_size)
-    clip = api.check_options(x, norm, method, clip)
+    complete = method == "bab"
+    if complete:
+        check_bab_options(norm, dtype, timeout_per_point)
+    clip = api.check_options(x, norm, "alpha-crown" if complete else method, clip)
     if not (np.isfinite(max_radius) and max_radius > 0 and tol > 0):
         raise SwtfError(f"max_radius and tol must be positive and finite, got {max_radius}, {tol}")
     verifier = api.verifier_for(network, dtype)
@@ -58,7 +93,8 @@ def certified_radius(model, x, y, *, norm="linf", method="crown", clip=(0.0, 1.0
     correct = np.flatnonzero(np.argmax(forward(network, x), axis=1) == y)
     nearest = np.full(len(x), np.inf)  # distance of a confirmed counterexample: no radius from there on verifies
     if counterexamples is None:
-        counterexamples = method in ("crown", "alpha-crown") and network.nonlinear_count >= COUNTEREXAMPLE_MIN_NEURONS
+        counterexamples = complete or (method in ("crown", "alpha-crown", "alpha-crown-fixed")
+                                       and network.nonlinear_count >= COUNTEREXAMPLE_MIN_NEURONS)
     if counterexamples and len(correct):
         nearest[correct] = counterexample_radii(network, x[correct], y[correct], norm=norm, clip=clip,
                                                 max_radius=max_radius, min_radius=tol)
@@ -69,9 +105,10 @@ def certified_radius(model, x, y, *, norm="linf", method="crown", clip=(0.0, 1.0
         open_ = radii < nearest[points]
         result = np.zeros(len(points), bool)
         if open_.any():
-            margins = api.margin_lower_bounds(verifier, x[points[open_]], y[points[open_]], radii[open_], norm,
-                                              method, clip)
-            result[open_] = (margins > 0).all(axis=1)
+            indices = points[open_]
+            result[open_], found = verified_at(model, verifier, x[indices], y[indices], radii[open_], norm=norm,
+                                               method=method, clip=clip, timeout_per_point=timeout_per_point)
+            nearest[indices] = np.minimum(nearest[indices], found)
         return result
 
     low = np.zeros(len(x))

@@ -16,9 +16,10 @@ import numpy as np
 from swtf.certify import api
 from swtf.certify.exact import verify_exact
 from swtf.certify.network import forward
-from swtf.certify.radius import certified_radius
+from swtf.certify.bracket import radius_bracket
+from swtf.certify.radius import DEFAULT_TIMEOUT, verified_at
 
-COLUMNS = ("index", "label", "predicted", "radius", "certified", "seconds", "pgd_attacked", "exact")
+COLUMNS = ("index", "label", "predicted", "radius", "attack_radius", "certified", "seconds", "pgd_attacked", "exact")
 PGD_STEPS = 40
 PGD_RESTARTS = 2
 
@@ -59,33 +60,39 @@ def _check_soundness(name, method, eps, certified, confirmed_attacks, exact):
 
 
 def certify_points(model, x, y, *, name, eps, norm, method, max_radius, exact_time_limit=0.0, seed=0,
-                   first_index=0):
+                   first_index=0, timeout_per_point=DEFAULT_TIMEOUT):
     """Certifies one model on points `x`, `y`; returns (rows, summary).
 
     Args:
       model: a Keras model (PGD needs one) or a SavedModel path / `Network`.
       x, y: the points and labels; name: the model's name in messages.
-      eps, norm, method, max_radius: as for `swtf.certify.certified_radius` and `margin_bounds`.
+      eps, norm, method, max_radius, timeout_per_point: as for `swtf.certify.certified_radius` (method
+        'bab': complete verification, at eps too).
       exact_time_limit: seconds per point for `verify_exact` at `eps` (0: skip; L-inf only).
       seed: PGD's seed.
       first_index: `x` is the points first_index.. of a larger set (a shard): rows carry those indices and
         PGD starts each point where it starts when the whole set is certified.
 
     Returns:
-      rows: one dict per point with `COLUMNS` ('seconds' is the point's share of the batched time).
+      rows: one dict per point with `COLUMNS` ('seconds' is the point's share of the batched time;
+        'attack_radius' the distance of the nearest adversarial example PGD found, `radius_bracket`'s).
       summary: clean and certified accuracy at eps, mean radius (misclassified points count 0), median
         radius, PGD accuracy (None without a Keras model), exact MILP counts, seconds.
     """
     network = api.as_network(model)
     start = time.perf_counter()
     predicted = np.argmax(forward(network, x), axis=1)
-    radius = certified_radius(network, x, y, norm=norm, method=method, max_radius=max_radius)
-    certified = (api.margin_bounds(network, x, y, eps, norm=norm, method=method) > 0).all(axis=1)
+    bracket = radius_bracket(model, x, y, norm=norm, method=method, max_radius=max_radius, seed=seed,
+                             timeout_per_point=timeout_per_point)
+    clip = api.check_options(x, norm, "crown", (0.0, 1.0))
+    certified = verified_at(model, api.verifier_for(network), x, y, np.full(len(x), float(eps)), norm=norm,
+                            method=method, clip=clip, timeout_per_point=timeout_per_point)[0]
     certify_seconds = time.perf_counter() - start
     exact = verify_exact(model, x, y, eps, time_limit=exact_time_limit) if exact_time_limit > 0 else None
     attacked, confirmed = _pgd_attacked(model, network, x, y, eps, norm, seed, first_index)
     _check_soundness(name, method, eps, certified, confirmed, exact)
-    rows = [{"index": first_index + n, "label": int(y[n]), "predicted": int(predicted[n]), "radius": float(radius[n]),
+    rows = [{"index": first_index + n, "label": int(y[n]), "predicted": int(predicted[n]),
+             "radius": float(bracket.certified[n]), "attack_radius": float(bracket.attack[n]),
              "certified": bool(certified[n]), "seconds": certify_seconds / max(len(x), 1),
              "pgd_attacked": None if attacked is None else bool(attacked[n]),
              "exact": None if exact is None else exact[n].status} for n in range(len(x))]
@@ -98,7 +105,8 @@ def certify_points(model, x, y, *, name, eps, norm, method, max_radius, exact_ti
 def summarise_points(rows, *, name, method, norm, eps, seconds, certify_seconds, exact_time_limit=0.0):
     """The summary of `certify_points` from its rows (those of one run, or of its shards concatenated).
 
-    Clean and certified accuracy at eps, mean radius (misclassified points count 0), median radius, PGD
+    Clean and certified accuracy at eps, mean radius (misclassified points count 0), median radius, median
+    attack radius (inf when PGD broke fewer than half the points), PGD
     accuracy (None without a Keras model), exact MILP counts (where `exact_time_limit` > 0), seconds.
     """
     predicted = np.array([row["predicted"] for row in rows])
@@ -110,6 +118,7 @@ def summarise_points(rows, *, name, method, norm, eps, seconds, certify_seconds,
         "clean_accuracy": float(np.mean(predicted == labels)),
         "certified_accuracy": float(np.mean(np.array([row["certified"] for row in rows], bool))),
         "mean_radius": float(np.mean(radius)), "median_radius": float(np.median(radius)),
+        "median_attack_radius": float(np.median([row.get("attack_radius", np.nan) for row in rows])) if rows else None,
         "pgd_accuracy": None if attacked is None else float(np.mean(~attacked)),
         "seconds": seconds, "certify_seconds": certify_seconds,
     }

@@ -5,7 +5,10 @@ Methods (each gives lower bounds of spec rows <c, output>; upper bounds are lowe
   crown        full CROWN: the bounds of every ReLU's input are themselves computed by a backward
                CROWN pass from that node (in topological order), then a backward pass from the output;
   crown-ibp    IBP bounds for the ReLU inputs, CROWN for the final spec;
-  alpha-crown  full-CROWN intermediate bounds, the final pass with optimised lower slopes.
+  alpha-crown  alpha-CROWN as auto_LiRPA's default: the lower slopes of every backward pass, the ones bounding
+               intermediate nodes included, optimised jointly for the final bound (`full_alpha_crown`);
+  alpha-crown-fixed  full-CROWN intermediate bounds, only the final pass's lower slopes optimised
+               (`alpha_crown`): cheaper, and what branch and bound uses per subdomain.
 
 Under an L-inf box, the pre-activation bounds of a node reached from the input by a chain of single-input
 affine ops with at most one mixing op (dense, conv2d, avg_pool; the others are coordinatewise) are
@@ -52,7 +55,7 @@ import math
 
 import tensorflow as tf
 
-from swtf.certify import alpha_crown, patches
+from swtf.certify import alpha_crown, full_alpha_crown, patches
 from swtf.certify.backward_crown import backward_lower_bound, neuron_bounds
 from swtf.certify.ibp import interval_bounds, interval_spec_lower_bound
 from swtf.certify.linear_ops import tensor_nodes
@@ -61,7 +64,7 @@ from swtf.certify.nonlinear_ops import NONLINEAR_RULES
 from swtf.certify.perturbation import LinfBox
 from swtf.certify.sparse_crown import apply_row_bounds, undecided_rows
 
-METHODS = ("ibp", "crown", "crown-ibp", "alpha-crown")
+METHODS = ("ibp", "crown", "crown-ibp", "alpha-crown", "alpha-crown-fixed")
 
 # Largest coefficient tensor (elements) one intermediate CROWN chunk may create: 2**23 float64 = 64 MiB.
 MAX_ELEMENTS = 2 ** 23
@@ -383,11 +386,13 @@ class Verifier:
         """(N, S) lower bounds of <spec[n, s], output(x)> over `inputs` by `method` (see METHODS)."""
         if method == "ibp":
             return self._ibp_spec(inputs, spec, self._ibp_overrides(inputs))
+        if method == "alpha-crown":
+            return full_alpha_crown.optimized_bounds(self, inputs, spec)[0]
         if method == "crown-ibp":
             boxes = self.interval_bounds(inputs)
             relaxations = {r: self.relax(r, boxes) for r in self.nonlinear_ids}
         else:
             relaxations = self.crown_relaxations(inputs)
-        if method == "alpha-crown":
+        if method == "alpha-crown-fixed":
             return alpha_crown.optimized_lower_bound(self._alpha_step, spec, inputs, relaxations)
         return self._backward_from(self.network.output_id)(spec, inputs, relaxations)

@@ -19,6 +19,7 @@ from swtf import cli_flags  # noqa: F401  (defines the flags this module reads)
 from swtf import checkpoints, io, runs
 from swtf.certify import as_network
 from swtf.certify import plots as certify_plots
+from swtf.certify.radius import check_bab_options
 from swtf.certify.results import COLUMNS, certify_points, summarise_points
 from swtf.distribute import engine, records, sharded, shards
 from swtf.distribute import flags as distribute_flags
@@ -35,6 +36,7 @@ class Options:
     num_points: int
     max_radius: float
     exact_time_limit: float
+    timeout_per_point: float
     distribute: distribute_flags.DistributeOptions = distribute_flags.DistributeOptions()
 
 
@@ -52,6 +54,8 @@ def options_from_flags(fv):
     if fv.exact_time_limit > 0 and fv.norm != "linf":
         raise SwtfError("--exact_time_limit needs --norm=linf: the exact L2 problem is a mixed-integer quadratic "
                         "program, which the MILP solver cannot do")
+    if fv.method == "bab":
+        check_bab_options(fv.norm, "float64", fv.timeout_per_point)
     if fv.model_path and fv.certify_models:
         raise SwtfError("pass either --model_path or --certify_models, not both")
     for name in fv.certify_models or ():
@@ -59,7 +63,7 @@ def options_from_flags(fv):
             raise SwtfError(f"--certify_models names must be letters, digits, '_' or '-', got {name!r}")
     return Options(models=tuple(fv.certify_models or ()), model_path=fv.model_path, eps=float(fv.eps),
                    norm=fv.norm, method=fv.method, num_points=fv.num_points, max_radius=fv.max_radius,
-                   exact_time_limit=float(fv.exact_time_limit),
+                   exact_time_limit=float(fv.exact_time_limit), timeout_per_point=float(fv.timeout_per_point),
                    distribute=distribute_flags.options_from_flags(fv))
 
 
@@ -98,6 +102,7 @@ def _settings(config, data, targets):
             "eps": opts.eps, "norm": opts.norm, "method": opts.method, "points": num_points,
             "max_radius": opts.max_radius or (1.0 if opts.norm == "linf" else math.sqrt(math.prod(data.input_shape))),
             "exact_time_limit": opts.exact_time_limit,
+            "timeout_per_point": opts.timeout_per_point if opts.method == "bab" else None,
             "models": [[name, records.content_digest(path)] for name, path in targets]}
 
 
@@ -133,7 +138,7 @@ def certify_shard(config, settings, targets, num_shards, index):
                 rows, summary = certify_points(model, x, y, name=name, eps=opts.eps, norm=opts.norm,
                                                method=opts.method, max_radius=settings["max_radius"],
                                                exact_time_limit=opts.exact_time_limit, seed=config.seed,
-                                               first_index=start)
+                                               first_index=start, timeout_per_point=opts.timeout_per_point)
             result["models"][name] = {"rows": rows, "seconds": summary["seconds"],
                                       "certify_seconds": summary["certify_seconds"]}
             bar.step(name, f"certified accuracy {summary['certified_accuracy']:.3f}" if rows else "no points")

@@ -5,9 +5,13 @@ Stages, each on the disjuncts the previous ones left open, within the timeout:
      (`incomplete`); all refuted -> `unsat`, a proof for the real-valued network.
   2. PGD on the network (`falsify`): a candidate becomes a counterexample -> `sat` only once its float32
      input, inside the box, gives onnxruntime outputs that meet the disjunct (`confirm`).
-  3. MILP per open disjunct (`milp`): a confirmed optimum point -> `sat`; a proven bound above
-     `MILP_TOL` refutes the disjunct; all refuted -> `unsat`. Running out of time -> `timeout`; a
-     network too large to encode or an optimum within the tolerance of 0 -> `unknown`.
+  3. Branch and bound with beta-CROWN (`swtf.certify.bab`) on the open disjuncts of each input box,
+     within the time left: every domain refuted -> the box's disjuncts are refuted; a domain's point that
+     is confirmed on onnxruntime -> `sat`.
+  4. Only if BaB ended 'unknown' with time left (a domain budget or a leaf its LP could not decide), MILP
+     per still-open disjunct (`milp`): a confirmed optimum point -> `sat`; a proven bound above
+     `MILP_TOL` refutes the disjunct; all refuted -> `unsat`. Running out of time -> `timeout`; a network
+     too large to encode or an optimum within the tolerance of 0 -> `unknown`.
 """
 
 import dataclasses
@@ -15,6 +19,8 @@ import time
 
 import numpy as np
 
+from swtf.certify import api
+from swtf.certify.bab import BranchAndBound
 from swtf.errors import SwtfError
 from swtf.vnnlib import falsify, incomplete
 from swtf.vnnlib.milp import MILP_TOL, decide, encode
@@ -61,7 +67,7 @@ def _check_sizes(net, prop):
 
 
 def verify_property(net, prop, timeout, *, seed=0, pgd_steps=falsify.STEPS, pgd_restarts=falsify.RESTARTS,
-                    use_milp=True):
+                    complete=("bab", "milp")):
     """The `Verdict` on `prop` (a `Property`) for `net` (an `OnnxNetwork`) within `timeout` seconds."""
     _check_sizes(net, prop)
     start = time.perf_counter()
@@ -87,9 +93,47 @@ def verify_property(net, prop, timeout, *, seed=0, pgd_steps=falsify.STEPS, pgd_
         found = confirm(net, disjuncts[open_ids[owner]], x)
         if found is not None:
             return verdict("sat", "pgd", counterexample=found)
-    if not use_milp:
-        return verdict("unknown", "pgd", f"{len(open_ids)} disjuncts neither refuted nor falsified")
-    return _milp_stage(net, disjuncts, open_ids[np.argsort(slack)], deadline, verdict)
+    open_ids = open_ids[np.argsort(slack)]
+    if "bab" in complete:
+        open_ids, decided = _bab_stage(net, disjuncts, open_ids, deadline, verdict)
+        if decided is not None:
+            return decided
+    if "milp" not in complete:
+        return verdict("unknown", complete[-1] if complete else "pgd",
+                       f"{len(open_ids)} disjuncts neither refuted nor falsified")
+    return _milp_stage(net, disjuncts, open_ids, deadline, verdict)
+
+
+def _bab_stage(net, disjuncts, open_ids, deadline, verdict):
+    """(disjunct ids BaB left open, None) or (_, the `Verdict`): branch and bound per input box."""
+    verifier = api.verifier_for(net.network)
+    left = []
+    for members in incomplete.box_groups([disjuncts[i] for i in open_ids]).values():
+        ids = open_ids[members]
+        group = [disjuncts[i] for i in ids]
+        num_rows = max(len(d.offset) for d in group)
+        rows = np.zeros((len(group), num_rows) + net.network.nodes[-1].shape)
+        thresholds = np.full((len(group), num_rows), np.inf)
+        for p, d in enumerate(group):
+            rows[p, :len(d.offset)] = net.output_rows(d.matrix)
+            thresholds[p, :len(d.offset)] = d.offset
+        box = tuple(b.numpy()[0] for b in incomplete.network_box(net, group[0]))
+        confirmed = {}
+
+        def check(point, p, group=group, confirmed=confirmed):
+            confirmed[p] = confirm(net, group[p], net.from_network(point[None])[0])
+            return confirmed[p] is not None
+
+        result = BranchAndBound(verifier, box, rows, thresholds, check).run(deadline - time.perf_counter())
+        if result.status == "falsified":
+            return ids, verdict("sat", "bab", counterexample=confirmed[result.disjunct])
+        if result.status == "unknown":
+            if time.perf_counter() > deadline:
+                return ids, verdict("timeout", "bab", result.reason)
+            left.extend(ids)
+    if not left:
+        return open_ids[:0], verdict("unsat", "bab")
+    return np.asarray(left), None
 
 
 def _milp_stage(net, disjuncts, open_ids, deadline, verdict):
