@@ -14,9 +14,9 @@ slope alpha in [0, 1] of the unsplit unstable ReLUs gives a sound bound over the
 constraint s_i z_i >= 0 cuts the input set; optimal betas account for it (their Theorem 3.2: the optimum
 is the LP over the subdomain's relaxation).
 
-Intermediate bounds are the root's (full CROWN over the whole input set, intersected with IBP), clamped at
-the splits: bounds over the input set hold on every subdomain. This is beta-CROWN with fixed intermediate
-bounds: one backward pass per subdomain and Adam step.
+Intermediate bounds are the root's (`bab.root_bounds`: full alpha-CROWN's over the whole input set,
+intersected with IBP's), clamped at the splits: bounds over the input set hold on every subdomain. This is
+beta-CROWN with fixed intermediate bounds: one backward pass per subdomain and Adam step.
 
 Alphas and betas are per subdomain, spec row and neuron, optimised by projected Adam (`projected_adam`);
 a child starts from its parent's values, its new split's beta from 0.

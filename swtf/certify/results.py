@@ -118,7 +118,8 @@ def summarise_points(rows, *, name, method, norm, eps, seconds, certify_seconds,
         "clean_accuracy": float(np.mean(predicted == labels)),
         "certified_accuracy": float(np.mean(np.array([row["certified"] for row in rows], bool))),
         "mean_radius": float(np.mean(radius)), "median_radius": float(np.median(radius)),
-        "median_attack_radius": float(np.median([row.get("attack_radius", np.nan) for row in rows])) if rows else None,
+        "median_attack_radius": float(np.median([row.get("attack_radius", np.nan) for row in rows]))
+        if rows else np.nan,
         "pgd_accuracy": None if attacked is None else float(np.mean(~attacked)),
         "seconds": seconds, "certify_seconds": certify_seconds,
     }

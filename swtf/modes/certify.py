@@ -3,9 +3,10 @@
 Certifies every model named by `--certify_models` (default: all of the run's models; those with a layer
 the certifier refuses are reported as not certifiable and skipped), or the single model at
 `--model_path`, on the first `--num_points` test points (the same points for every model). Writes
-`<run_dir>/certify/<model>.{csv,json}` (per point: index, label, predicted, radius, certified at eps,
-seconds, PGD and exact verdicts), `<run_dir>/certify/summary.json`, and the plots
-`<run_dir>/plots/certify_radii.png` and `certify_accuracy.png`.
+`<run_dir>/certify/<model>.{csv,json}` (per point: index, label, predicted, certified radius, attack
+radius (`radius_bracket`), certified at eps, seconds, PGD and exact verdicts), `<run_dir>/certify/summary.json`,
+and the plots `<run_dir>/plots/certify_radii.png` and `certify_accuracy.png`. `--method=bab` verifies
+completely (branch and bound, `--timeout_per_point` seconds per point and radius tried).
 """
 
 import dataclasses
@@ -161,7 +162,8 @@ def _describe(summary):
     pgd = "n/a" if summary["pgd_accuracy"] is None else f"{summary['pgd_accuracy']:.3f}"
     exact = f", exact MILP {summary['exact']}" if "exact" in summary else ""
     return (f"clean {summary['clean_accuracy']:.3f}, certified {summary['certified_accuracy']:.3f}, PGD {pgd}, "
-            f"radius mean {summary['mean_radius']:.4f} median {summary['median_radius']:.4f}{exact}, "
+            f"radius mean {summary['mean_radius']:.4f} median {summary['median_radius']:.4f} (attack radius median "
+            f"{summary['median_attack_radius']:.4f}){exact}, "
             f"{summary['seconds']:.1f} s")
 
 
