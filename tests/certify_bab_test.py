@@ -14,7 +14,7 @@ from certify_milp_test import random_model, random_points
 from swtf.certify import forward, from_keras, margin_bounds
 from swtf.certify import beta_crown
 from swtf.certify.api import verifier_for
-from swtf.certify.bab import BranchAndBound
+from swtf.certify.bab import BranchAndBound, InputSplitting, branch_and_bound, verify_points
 from swtf.certify.branching import Brancher
 from swtf.certify.exact import misclassified_by_both, verify_exact
 
@@ -435,3 +435,62 @@ def test_spent_budgets_give_unknown_with_a_reason_never_a_verdict():
         assert result.domains < full.domains
     again, _, _ = run_bab(model, x[3], y[3], 0.15, max_domains=most)
     assert again.status == "verified" and again.domains == full.domains
+
+
+# ---- input splitting (inputs of few dimensions) ----
+
+def low_dimensional_model(seed):
+    """5 -> 3 x 30 relu -> 5, ACAS Xu's shape in small: few inputs, several layers."""
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([keras.Input((5,))] + [keras.layers.Dense(30, activation="relu") for _ in range(3)]
+                            + [keras.layers.Dense(5)])
+
+
+@pytest.mark.parametrize("seed, eps", [(0, 0.1), (1, 0.1)])
+def test_input_splitting_verdicts_agree_with_the_milp(seed, eps):
+    """Points CROWN leaves open on a 5-input net go to input splitting; each verdict matches the MILP's, every
+    counterexample is re-checked, and (seed 1) a verified point needed more sub-boxes than its disjuncts."""
+    model = low_dimensional_model(seed)
+    network = from_keras(model)
+    x, y = labelled_points(model, 6, seed)
+    open_ = ~(margin_bounds(network, x, y, eps) > 0).all(axis=1)
+    x, y = x[open_], y[open_]
+    assert len(x), "the case must leave points open for CROWN"
+    verifier = verifier_for(network)
+    box, rows, thresholds = robustness_problem(network, x[0], y[0], eps)
+    assert isinstance(branch_and_bound(verifier, box, rows, thresholds, lambda point, p: False), InputSplitting)
+    boxes = (np.clip(x - eps, 0, 1), np.clip(x + eps, 0, 1))
+    results = verify_points(model, verifier, x, y, boxes, 60)
+    exact = verify_exact(network, x, y, eps, time_limit=120)
+    split = False
+    for n, (result, truth) in enumerate(zip(results, exact)):
+        assert {"verified": "certified", "falsified": "counterexample"}.get(result.status) == truth.status, (n, result)
+        if result.status == "falsified":
+            check_counterexample(model, result, (boxes[0][n], boxes[1][n]), rows_of(y[n], 5), y[n])
+        split |= result.status == "verified" and result.domains > 4
+    assert split or seed == 0
+
+
+def rows_of(label, num_classes):
+    """The robustness rows of `robustness_problem`, in the order `bab.robustness_problem` gives them."""
+    others = [j for j in range(num_classes) if j != label]
+    rows = np.zeros((len(others), 1, num_classes))
+    rows[np.arange(len(others)), 0, label] = 1.0
+    rows[np.arange(len(others)), 0, others] = -1.0
+    return rows
+
+
+def test_input_splitting_halves_the_costliest_dimension():
+    """Children of a sub-box are its two halves along the dimension of largest |a_j| (u_j - l_j)."""
+    model = low_dimensional_model(0)
+    verifier = verifier_for(from_keras(model))
+    search = InputSplitting(verifier, (np.zeros(5), np.ones(5)), rows_of(0, 5), np.zeros((4, 1)), lambda point, p: False)
+    picked = {"owner": np.array([0]), "lower": np.array([[0.0, 0.2, 0.0, 0.0, 0.0]]),
+              "upper": np.array([[1.0, 0.4, 1.0, 1.0, 0.5]]), "gap": np.array([-1.0]),
+              "weights": np.array([[0.1, 10.0, 0.2, 0.0, 1.0]])}
+    children, found, leaves = search._branch(picked, deadline=np.inf)
+    assert found is None and leaves == 0
+    # scores |a| * width: 0.1, 2.0, 0.2, 0, 0.5 -> dimension 1 is halved at 0.3
+    np.testing.assert_allclose(children["lower"], [[0.0, 0.2, 0.0, 0.0, 0.0], [0.0, 0.3, 0.0, 0.0, 0.0]])
+    np.testing.assert_allclose(children["upper"], [[1.0, 0.3, 1.0, 1.0, 0.5], [1.0, 0.4, 1.0, 1.0, 0.5]])
+    np.testing.assert_array_equal(children["owner"], [0, 0])

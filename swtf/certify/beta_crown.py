@@ -26,7 +26,8 @@ Besides the bounds, one pass gives (from the same gradients) what branch and bou
            its upper line's intercept costs; a split makes the neuron exact in both children, removing
            it (BaBSR's intercept score, Bunel et al., JMLR 2020);
   points   the corner of the input box where each subdomain's bound is attained (x_j = lower_j where the
-           final coefficient on x_j is positive, else upper_j): candidate counterexamples.
+           final coefficient a_j on x_j is positive, else upper_j): candidate counterexamples; a is the
+           bound's gradient to the box (d/dl = max(a, 0), d/du = min(a, 0), so a = d/dl + d/du).
 """
 
 import collections
@@ -36,6 +37,7 @@ import weakref
 import tensorflow as tf
 
 from swtf.certify import projected_adam
+from swtf.certify.nonlinear_ops import NONLINEAR_RULES
 from swtf.certify.perturbation import LinfBox
 from swtf.certify.relu_relaxation import relu_relaxation
 
@@ -44,9 +46,10 @@ ALPHA_LEARNING_RATE = 0.1
 BETA_LEARNING_RATE = 0.05
 LR_DECAY = 0.98
 
-DomainBounds = collections.namedtuple("DomainBounds", "lower alphas betas scores points")
+DomainBounds = collections.namedtuple("DomainBounds", "lower alphas betas scores points coefficients")
 DomainBounds.__doc__ = """Per subdomain: (D, S) lower bounds; {relu id: (D, S, *shape)} alphas and betas;
-{relu id: (D, *shape)} branching scores (0 where a neuron is stable or split); (D, *input shape) points."""
+{relu id: (D, *shape)} branching scores (0 where a neuron is stable or split); (D, *input shape) points and
+the bound's coefficients on the input (summed over rows)."""
 
 _STEPS = weakref.WeakKeyDictionary()  # Verifier -> its compiled bound-and-gradients step
 
@@ -57,12 +60,19 @@ def relu_inputs(verifier):
 
 
 def clamped_bounds(verifier, bounds, signs):
-    """`bounds` {input id: (lower, upper)} with every split ReLU input clamped to its side of 0."""
+    """`bounds` {input id: (lower, upper)} with every split ReLU input clamped to its side of 0, and the bounds
+    of an input that is itself a ReLU's output (max pooling after a ReLU) re-derived from the clamped ones:
+    the ReLU's interval image, as `Verifier.intermediate_bounds` derives them."""
     clamped = dict(bounds)
     for r, k in relu_inputs(verifier).items():
         lower, upper = bounds[k]
         sign = tf.cast(signs[r], lower.dtype)
         clamped[k] = (tf.where(sign > 0, tf.maximum(lower, 0), lower), tf.where(sign < 0, tf.minimum(upper, 0), upper))
+    for k in bounds:
+        source = verifier.nodes[k]
+        if source.op == "relu":
+            image = NONLINEAR_RULES["relu"].interval(source.params, *clamped[source.inputs[0]])
+            clamped[k] = (tf.maximum(bounds[k][0], image[0]), tf.minimum(bounds[k][1], image[1]))
     return clamped
 
 
@@ -115,8 +125,9 @@ def bound_domains(verifier, inputs, bounds, spec, signs, alphas, betas, steps=ST
     lower, params = projected_adam.maximize(evaluate, groups, steps, LR_DECAY)
     scores = {r: -last["intercept"][r] * relaxations[r].upper_intercept for r in relu_inputs(verifier)}
     grad_lower, grad_upper = last["box"]
-    points = tf.where(grad_lower + grad_upper >= 0, inputs.lower, inputs.upper)
-    return DomainBounds(lower, params["alpha"], params["beta"], scores, points)
+    coefficients = grad_lower + grad_upper
+    points = tf.where(coefficients >= 0, inputs.lower, inputs.upper)
+    return DomainBounds(lower, params["alpha"], params["beta"], scores, points, coefficients)
 
 
 def initial_parameters(verifier, bounds, num_domains, num_specs):

@@ -11,6 +11,7 @@ candidate counts only if the network's exact float64 evaluation (`network.forwar
 (or ties); its distance to the clean point, computed in float64, is the point's counterexample distance.
 """
 
+import functools
 import weakref
 
 import numpy as np
@@ -22,6 +23,7 @@ from swtf.certify.network import forward
 STEPS = 20
 
 _TARGETS = weakref.WeakKeyDictionary()  # Network -> its float32 logits callable (compiled attacks hang on it)
+_DESCENTS = weakref.WeakKeyDictionary()  # Network -> its compiled violation descent
 
 
 class _NetworkLogits:
@@ -76,3 +78,47 @@ def nearest_counterexamples(network, x, y, *, norm, clip, max_radius, min_radius
         active = active[refuted]
         radius /= 2
     return found, points
+
+
+def violation_descent(network, starts, lower, upper, rows, offsets, steps):
+    """PGD towards points meeting linear output constraints: for each start b, minimises the largest violation
+    max_s (<rows[b, s], f(x)> - offsets[b, s]) over the box [lower[b], upper[b]] by signed-gradient steps
+    projected onto the box, with a step that decays linearly from a quarter of the box width. (`swtf.attack.pgd`
+    attacks a label inside an eps-ball; here the target is a set of linear output constraints over any box.)
+
+    The network runs in float32 TF. Args: (B, *input shape) starts and box bounds, (B, S, *output shape) rows,
+    (B, S) offsets (padding rows: a huge offset). Returns the best iterate per start, (B, *input shape)
+    float64, and its float32 objective (B,): candidates only, which the caller re-checks.
+    """
+    if network not in _DESCENTS:
+        _DESCENTS[network] = tf.function(functools.partial(_descend, network_function(network, tf.float32)))
+    as32 = functools.partial(tf.constant, dtype=tf.float32)
+    x, value = _DESCENTS[network](as32(starts), as32(lower), as32(upper), as32(np.reshape(rows, rows.shape[:2] + (-1,))),
+                                  as32(offsets), tf.constant(steps))
+    return x.numpy().astype(np.float64), value.numpy()
+
+
+def _descend(apply, x, lower, upper, rows, offsets, steps):
+    """The lowest-objective iterate per start and its objective (all tensors float32)."""
+    batch = tf.shape(x)[0]
+
+    def objective(points):
+        outputs = tf.reshape(apply(points), [batch, -1])
+        return tf.reduce_max(tf.einsum("bso,bo->bs", rows, outputs) - offsets, axis=1)
+
+    best_x, best = x, objective(x)
+    width = upper - lower
+    for t in tf.range(steps):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            value = objective(x)
+        better = value < best
+        pick = tf.reshape(better, [-1] + [1] * (len(x.shape) - 1))
+        best_x, best = tf.where(pick, x, best_x), tf.where(better, value, best)
+        fraction = 1.0 - tf.cast(t, tf.float32) / tf.cast(steps, tf.float32)
+        step = width * (0.25 * fraction + 0.002)
+        x = tf.clip_by_value(x - step * tf.sign(tape.gradient(value, x)), lower, upper)
+    value = objective(x)
+    better = value < best
+    pick = tf.reshape(better, [-1] + [1] * (len(x.shape) - 1))
+    return tf.where(pick, x, best_x), tf.where(better, value, best)

@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from swtf.certify import api
-from swtf.certify.bab import BranchAndBound
+from swtf.certify.bab import branch_and_bound
 from swtf.errors import SwtfError
 from swtf.vnnlib import falsify, incomplete
 from swtf.vnnlib.milp import MILP_TOL, decide, encode
@@ -124,7 +124,7 @@ def _bab_stage(net, disjuncts, open_ids, deadline, verdict):
             confirmed[p] = confirm(net, group[p], net.from_network(point[None])[0])
             return confirmed[p] is not None
 
-        result = BranchAndBound(verifier, box, rows, thresholds, check).run(deadline - time.perf_counter())
+        result = branch_and_bound(verifier, box, rows, thresholds, check).run(deadline - time.perf_counter())
         if result.status == "falsified":
             return ids, verdict("sat", "bab", counterexample=confirmed[result.disjunct])
         if result.status == "unknown":
