@@ -161,10 +161,12 @@ class _Search:
             point, disjunct = found if found is not None else (None, -1)
             return BabResult(status, point, disjunct, lower, self.bounded, time.perf_counter() - start, reason)
 
-        pending, open_, undecided = self._roots(), None, 0
+        pending, open_, undecided, per_domain = self._roots(), None, 0, 0.0
         while True:
             if len(pending["owner"]):
+                began = time.perf_counter()
                 bounded, points, boxes = self._bound(pending)
+                per_domain = (time.perf_counter() - began) / len(pending["owner"])
                 gap = bounded["gap"]
                 found = self._falsified(points[gap <= 0], pending["owner"][gap <= 0]) or self._attack(
                     points, pending["owner"], gap, boxes)
@@ -183,8 +185,10 @@ class _Search:
                 return result("unknown", lower, reason=f"time limit: {count} domains open")
             if count > self.max_domains:
                 return result("unknown", lower, reason=f"more than {self.max_domains} open domains")
+            # A round bounds two children per picked domain: no more than the time left allows.
+            batch = max(1, min(self.batch, int((deadline - time.perf_counter()) / (2 * per_domain + 1e-9))))
             order = np.argsort(open_["gap"], kind="stable")
-            picked, open_ = _take(open_, order[:self.batch]), _take(open_, order[self.batch:])
+            picked, open_ = _take(open_, order[:batch]), _take(open_, order[batch:])
             pending, found, leaves = self._branch(picked, deadline)
             if found is not None:
                 return result("falsified", -np.inf, found)
