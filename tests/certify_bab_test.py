@@ -484,7 +484,8 @@ def test_input_splitting_halves_the_costliest_dimension():
     """Children of a sub-box are its two halves along the dimension of largest |a_j| (u_j - l_j)."""
     model = low_dimensional_model(0)
     verifier = verifier_for(from_keras(model))
-    search = InputSplitting(verifier, (np.zeros(5), np.ones(5)), rows_of(0, 5), np.zeros((4, 1)), lambda point, p: False)
+    search = InputSplitting(verifier, (np.zeros(5), np.ones(5)), rows_of(0, 5), np.zeros((4, 1)),
+                            lambda point, p: False)
     picked = {"owner": np.array([0]), "lower": np.array([[0.0, 0.2, 0.0, 0.0, 0.0]]),
               "upper": np.array([[1.0, 0.4, 1.0, 1.0, 0.5]]), "gap": np.array([-1.0]),
               "weights": np.array([[0.1, 10.0, 0.2, 0.0, 1.0]])}

@@ -42,7 +42,8 @@ class Brancher:
         candidate = self.unstable[None] & (self._flat(signs) == 0)
         score = np.where(candidate, np.nan_to_num(self._flat(scores), nan=0.0, posinf=0.0, neginf=0.0), -np.inf)
         fallback = np.where(candidate, self.intercept[None], -np.inf)
-        best = np.where(np.max(score, axis=1, initial=-np.inf) > 0, np.argmax(score, axis=1), np.argmax(fallback, axis=1))
+        scored = np.max(score, axis=1, initial=-np.inf) > 0
+        best = np.where(scored, np.argmax(score, axis=1), np.argmax(fallback, axis=1))
         leaf = ~candidate.any(axis=1)
         position = np.searchsorted(self.offsets, best, side="right") - 1
         return np.where(leaf, -1, position), best - self.offsets[np.clip(position, 0, len(self.ids) - 1)]

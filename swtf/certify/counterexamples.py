@@ -93,8 +93,8 @@ def violation_descent(network, starts, lower, upper, rows, offsets, steps):
     if network not in _DESCENTS:
         _DESCENTS[network] = tf.function(functools.partial(_descend, network_function(network, tf.float32)))
     as32 = functools.partial(tf.constant, dtype=tf.float32)
-    x, value = _DESCENTS[network](as32(starts), as32(lower), as32(upper), as32(np.reshape(rows, rows.shape[:2] + (-1,))),
-                                  as32(offsets), tf.constant(steps))
+    rows = np.reshape(rows, rows.shape[:2] + (-1,))
+    x, value = _DESCENTS[network](as32(starts), as32(lower), as32(upper), as32(rows), as32(offsets), tf.constant(steps))
     return x.numpy().astype(np.float64), value.numpy()
 
 

@@ -143,7 +143,8 @@ def _step(verifier):
 
 def _widths(verifier, rows, spec):
     """{start node id: spec rows of its backward pass}."""
-    return {**{k: int(rows_k.shape[1]) for k, (rows_k, _) in rows.items()}, verifier.network.output_id: int(spec.shape[1])}
+    widths = {k: int(rows_k.shape[1]) for k, (rows_k, _) in rows.items()}
+    return {**widths, verifier.network.output_id: int(spec.shape[1])}
 
 
 def _alpha_elements(verifier, rows, spec):
@@ -199,7 +200,8 @@ def optimized_bounds(verifier, inputs, spec, steps=alpha_crown.STEPS, learning_r
         parts = [optimized_bounds(verifier, part_inputs, part_spec, steps, learning_rate)
                  for part_inputs, part_spec in zip(_halves(inputs, n), _halves(spec, n))]
         bounds = {k: tuple(tf.concat([p[1][k][side] for p in parts], 0) for side in range(2)) for k in parts[0][1]}
-        return tf.concat([p[0] for p in parts], 0), bounds, {r: verifier.relax(r, bounds) for r in verifier.nonlinear_ids}
+        relaxations = {r: verifier.relax(r, bounds) for r in verifier.nonlinear_ids}
+        return tf.concat([p[0] for p in parts], 0), bounds, relaxations
     alphas = _initial_alphas(verifier, relaxations, rows, spec)
     step = _step(verifier)
     best_bounds = {}
