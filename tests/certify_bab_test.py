@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from certify_milp_test import random_model, random_points
-from swtf.certify import forward, from_keras, margin_bounds
+from swtf.certify import certified_radius, forward, from_keras, margin_bounds, radius_bracket
 from swtf.certify import beta_crown
 from swtf.certify.api import verifier_for
 from swtf.certify.bab import BranchAndBound, InputSplitting, branch_and_bound, verify_points
@@ -495,3 +495,27 @@ def test_input_splitting_halves_the_costliest_dimension():
     np.testing.assert_allclose(children["lower"], [[0.0, 0.2, 0.0, 0.0, 0.0], [0.0, 0.3, 0.0, 0.0, 0.0]])
     np.testing.assert_allclose(children["upper"], [[1.0, 0.3, 1.0, 1.0, 0.5], [1.0, 0.4, 1.0, 1.0, 0.5]])
     np.testing.assert_array_equal(children["owner"], [0, 0])
+
+
+# ---- radii ----
+
+@pytest.mark.parametrize("kind, seed", [("dense", 0), ("conv", 1)])
+def test_bab_radius_is_the_milp_radius_within_the_bisection_tolerance(kind, seed):
+    """crown <= alpha <= bab <= attack radius per point, and the bab radius is exact: MILP certifies its ball
+    and finds a counterexample in the ball one tolerance wider (dense: input splitting; conv: ReLU splits)."""
+    model = random_model(kind, seed)
+    network = from_keras(model)
+    x, y = random_points(model, 3, seed)
+    tol, top = 2e-3, 0.5
+    crown = certified_radius(network, x, y, method="crown", max_radius=top, tol=tol)
+    alpha = certified_radius(network, x, y, method="alpha-crown", max_radius=top, tol=tol)
+    bracket = radius_bracket(model, x, y, method="bab", max_radius=top, tol=tol, timeout_per_point=60)
+    assert np.all(crown <= alpha + 1e-12) and np.all(alpha <= bracket.certified + 1e-12)
+    assert np.all(bracket.certified <= bracket.attack)
+    inside = verify_exact(network, x, y, bracket.certified, time_limit=120)
+    wider = verify_exact(network, x, y, np.minimum(bracket.certified + tol, top), time_limit=120)
+    for n in range(len(x)):
+        assert inside[n].status == "certified", (n, inside[n])
+        if bracket.certified[n] + tol < top:
+            assert wider[n].status == "counterexample", (n, bracket.certified[n], wider[n])
+    assert np.any(bracket.certified > alpha + tol), "the case must be one where branching moves the radius"
