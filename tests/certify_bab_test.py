@@ -519,3 +519,23 @@ def test_bab_radius_is_the_milp_radius_within_the_bisection_tolerance(kind, seed
         if bracket.certified[n] + tol < top:
             assert wider[n].status == "counterexample", (n, bracket.certified[n], wider[n])
     assert np.any(bracket.certified > alpha + tol), "the case must be one where branching moves the radius"
+
+
+def test_a_network_without_relus_is_searched_without_splits():
+    """A tanh network has nothing to split: its domains are leaves without an LP (tanh has no exact
+    encoding), so BaB verifies only what its root bound proves, falsifies with re-checked points, and
+    otherwise says 'unknown' with the reason."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((20,)), keras.layers.Dense(16, activation="tanh"), keras.layers.Dense(3)])
+    network = from_keras(model)
+    x, y = labelled_points(model, 4, 0)
+    statuses = set()
+    for eps in (0.001, 0.05, 0.2):
+        boxes = (np.clip(x - eps, 0, 1), np.clip(x + eps, 0, 1))
+        for n, result in enumerate(verify_points(model, verifier_for(network), x, y, boxes, 5)):
+            statuses.add(result.status)
+            if result.status == "falsified":
+                check_counterexample(model, result, (boxes[0][n], boxes[1][n]), rows_of(y[n], 3), y[n])
+            if result.status == "unknown":
+                assert "leaves undecided" in result.reason or "time limit" in result.reason
+    assert {"verified", "falsified"} <= statuses

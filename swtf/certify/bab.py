@@ -233,7 +233,10 @@ class BranchAndBound(_Search):
     def _branch(self, picked, deadline):
         """(children, counterexample or None, leaves left undecided): each domain split on its chosen ReLU;
         leaves (every unstable ReLU split) go to their LP."""
-        position, index = self.brancher.choose(picked["signs"], picked["scores"])
+        if self.relus:
+            position, index = self.brancher.choose(picked["signs"], picked["scores"])
+        else:  # no ReLU to split: every domain is a leaf
+            position = index = np.full(len(picked["owner"]), -1)
         leaves = 0
         for i in np.flatnonzero(position < 0):
             outcome = self._leaf(_take(picked, [i]), deadline)

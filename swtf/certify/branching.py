@@ -27,8 +27,8 @@ class Brancher:
             open_ = (lower < 0) & (upper > 0)
             unstable.append(open_)
             intercept.append(np.where(open_, -lower * upper / np.where(open_, upper - lower, 1.0), 0.0))
-        self.unstable = np.concatenate(unstable)
-        self.intercept = np.concatenate(intercept)
+        self.unstable = np.concatenate(unstable) if unstable else np.zeros(0, bool)
+        self.intercept = np.concatenate(intercept) if intercept else np.zeros(0)
         self.unstable_sizes = [u.size for u in unstable]
         self.offsets = np.cumsum([0] + self.unstable_sizes)
 
