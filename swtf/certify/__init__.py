@@ -1,10 +1,12 @@
-"""Certification engine: certified bounds and radii (IBP, CROWN, CROWN-IBP, alpha-CROWN, exact MILP) for networks
-of ReLU, sigmoid, tanh, max and average pooling, affine and residual layers.
+"""Certification engine: certified bounds and radii (IBP, CROWN, CROWN-IBP, alpha-CROWN, complete verification by
+branch and bound with beta-CROWN, exact MILP) for networks of ReLU, sigmoid, tanh, max and average pooling,
+affine and residual layers.
 
 Public API:
   bounds(model, x, eps, *, norm, method, clip)          certified logit bounds (lower, upper);
   margin_bounds(model, x, y, eps, *, norm, method, clip) certified lower bounds of f_y - f_j;
-  certified_radius(model, x, y, *, norm, method, clip, max_radius, tol)  largest certified radius;
+  certified_radius(model, x, y, *, norm, method, clip, max_radius, tol, timeout_per_point)
+                                                        largest certified radius (method 'bab': complete);
   radius_bracket(model, x, y, *, norm, method, clip, ...)   certified radius and attack radius per point;
   from_keras(model), from_saved_model(path)             front-ends to the `Network` representation;
   forward(network, x)                                   the representation's NumPy reference evaluation.
