@@ -91,7 +91,9 @@ def violation_descent(network, starts, lower, upper, rows, offsets, steps):
     float64, and its float32 objective (B,): candidates only, which the caller re-checks.
     """
     if network not in _DESCENTS:
-        _DESCENTS[network] = tf.function(functools.partial(_descend, network_function(network, tf.float32)))
+        # BaB's attack runs every round on a different number of starts: relaxed shapes, not one graph each.
+        _DESCENTS[network] = tf.function(functools.partial(_descend, network_function(network, tf.float32)),
+                                         reduce_retracing=True)
     as32 = functools.partial(tf.constant, dtype=tf.float32)
     rows = np.reshape(rows, rows.shape[:2] + (-1,))
     x, value = _DESCENTS[network](as32(starts), as32(lower), as32(upper), as32(rows), as32(offsets), tf.constant(steps))
